@@ -1,0 +1,196 @@
+"""The echo server: one process, one Unix socket or TCP port."""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import itertools
+import logging
+import os
+import signal
+import stat
+import sys
+from collections.abc import Sequence
+
+from websockets.asyncio.server import Server, ServerConnection, serve, unix_serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from . import __version__
+from .settings import Settings, SettingsError, parse
+
+log = logging.getLogger("wsfleet_echo")
+
+HEALTH_PATH = "/healthz"
+_ids = itertools.count(1)
+
+
+def _peer(connection: ServerConnection) -> str:
+    """Who is on the other end: the proxy's X-Forwarded-For when there is one, else the socket peer."""
+    request = connection.request
+    forwarded = request.headers.get("X-Forwarded-For") if request is not None else None
+    if forwarded:
+        return forwarded
+    address = connection.remote_address
+    if isinstance(address, tuple) and address:
+        return f"{address[0]}:{address[1]}"
+    return "unix"
+
+
+async def echo(connection: ServerConnection) -> None:
+    """Send every message back unchanged until the connection closes."""
+    conn_id = next(_ids)
+    peer = _peer(connection)
+    log.info("connection %d open from %s path %s", conn_id, peer, connection.request.path if connection.request else "?")
+    try:
+        async for message in connection:
+            await connection.send(message)
+    except ConnectionClosed:
+        # A client that vanishes without a close frame, or a message over max_size (1009), ends here.
+        # It is an ordinary event for a WebSocket server: logged below, never as a traceback.
+        pass
+    finally:
+        code = connection.close_code if connection.close_code is not None else CloseCode.ABNORMAL_CLOSURE
+        log.info("connection %d closed from %s code %d %s", conn_id, peer, code, connection.close_reason or "")
+
+
+def process_request(connection: ServerConnection, request: Request) -> Response | None:
+    """Answer /healthz and plain HTTP before the WebSocket handshake."""
+    path = request.path.split("?", 1)[0]
+    if path == HEALTH_PATH:
+        return connection.respond(http.HTTPStatus.OK, "OK\n")
+    if "websocket" not in request.headers.get("Upgrade", "").lower():
+        response = connection.respond(
+            http.HTTPStatus.UPGRADE_REQUIRED,
+            f"This endpoint speaks WebSocket only; use a WebSocket client, or GET {HEALTH_PATH} for health.\n",
+        )
+        response.headers["Upgrade"] = "websocket"
+        return response
+    return None
+
+
+def process_response(connection: ServerConnection, request: Request, response: Response) -> None:
+    """Log refused handshakes (e.g. 403 for a disallowed Origin) once, at INFO."""
+    if response.status_code not in (http.HTTPStatus.SWITCHING_PROTOCOLS, http.HTTPStatus.OK):
+        log.info(
+            "handshake refused %d %s: %s %s origin %s",
+            response.status_code,
+            response.reason_phrase,
+            _peer(connection),
+            request.path,
+            request.headers.get("Origin", "-"),
+        )
+
+
+def _serve_kwargs(settings: Settings) -> dict:
+    kwargs: dict = {
+        "max_size": settings.max_size,
+        "ping_interval": settings.ping_interval,
+        "ping_timeout": settings.ping_timeout,
+        "close_timeout": settings.close_timeout,
+        "compression": settings.compression,
+        "process_request": process_request,
+        "process_response": process_response,
+        "backlog": settings.backlog,
+        "server_header": f"wsfleet-echo/{__version__}",
+    }
+    if settings.origins:
+        # Clients that send no Origin header are not browsers, so not a cross-site hijacking risk.
+        kwargs["origins"] = [*settings.origins, None]
+    return kwargs
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+async def _open(settings: Settings) -> Server:
+    kwargs = _serve_kwargs(settings)
+    if settings.unix_path is not None:
+        _remove_stale_socket(settings.unix_path)
+        server = await unix_serve(echo, settings.unix_path, **kwargs)
+        os.chmod(settings.unix_path, settings.socket_mode)
+        return server
+    return await serve(echo, settings.host, settings.port, **kwargs)
+
+
+async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (close code 1001) or SIGUSR1 (close code 1012, a restart)."""
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[CloseCode] = loop.create_future()
+
+    def request_stop(code: CloseCode, signame: str) -> None:
+        if not stop.done():
+            log.info("%s received: closing connections with %d", signame, code)
+            stop.set_result(code)
+
+    handlers = {
+        signal.SIGTERM: CloseCode.GOING_AWAY,
+        signal.SIGINT: CloseCode.GOING_AWAY,
+        signal.SIGUSR1: CloseCode.SERVICE_RESTART,
+    }
+    for signum, code in handlers.items():
+        loop.add_signal_handler(signum, request_stop, code, signal.Signals(signum).name)
+
+    server = await _open(settings)
+    log.info(
+        "wsfleet-echo %s listening on %s (loop %s, compression %s, max_size %d, backlog %d)",
+        __version__,
+        settings.listen_description,
+        type(loop).__module__.split(".")[0],
+        settings.compression or "none",
+        settings.max_size,
+        settings.backlog,
+    )
+    if ready is not None:
+        ready.set()
+    try:
+        code = await stop
+        server.close(code=code)
+        # Each connection waits at most close_timeout for the client's close frame, all at once.
+        await server.wait_closed()
+    finally:
+        for signum in handlers:
+            loop.remove_signal_handler(signum)
+        if settings.unix_path is not None:
+            _remove_stale_socket(settings.unix_path)
+    log.info("stopped")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    # websockets logs every handshake and health check at INFO; our own lines replace them.
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = parse(argv)
+    except SettingsError as exc:
+        print(f"wsfleet-echo: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if settings.uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            print("wsfleet-echo: WSFLEET_UVLOOP is true but uvloop is not installed (install it, or set it to false)", file=sys.stderr)
+            return 2
+        uvloop.run(run(settings))
+    else:
+        asyncio.run(run(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""The echo server, run as a real subprocess and driven by the real websockets client."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import EchoServer, free_port, http_get
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
+
+
+def test_echoes_text_and_binary_unchanged(server: EchoServer) -> None:
+    with server.connect() as ws:
+        for message in ["Hello!", "", "héllo wörld ✓" * 100, b"\x00\x01\xff" * 1000, b""]:
+            ws.send(message)
+            assert ws.recv(timeout=5) == message
+
+
+def test_many_messages_keep_order(server: EchoServer) -> None:
+    with server.connect() as ws:
+        for i in range(200):
+            ws.send(f"m{i}")
+        assert [ws.recv(timeout=5) for _ in range(200)] == [f"m{i}" for i in range(200)]
+
+
+def test_healthz_answers_200(server: EchoServer) -> None:
+    assert http_get(server, "/healthz") == (200, "OK\n")
+    assert http_get(server, "/healthz?probe=lb")[0] == 200
+
+
+def test_plain_http_gets_426_with_hint(server: EchoServer) -> None:
+    status, body = http_get(server, "/")
+    assert status == 426
+    assert "WebSocket" in body and "/healthz" in body
+
+
+def test_health_checks_do_not_flood_the_log(start_server) -> None:
+    server = start_server("unix")
+    for _ in range(5):
+        http_get(server, "/healthz")
+    with server.connect() as ws:
+        ws.send("x")
+        ws.recv(timeout=5)
+    server.stop()
+    log = server.log()
+    assert "HTTP response sent" not in log
+    assert len(re.findall(r"connection \d+ open", log)) == 1
+    assert len(re.findall(r"connection \d+ closed .* code 1000", log)) == 1
+
+
+@pytest.mark.parametrize("kind", ["unix", "tcp"])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 1001), (signal.SIGINT, 1001), (signal.SIGUSR1, 1012)])
+def test_signal_closes_every_connection_and_exits_0(start_server, kind: str, sig: int, code: int) -> None:
+    server = start_server(kind, close_timeout=3)
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(server.connect()) for _ in range(5)]
+        for ws in clients:
+            ws.send("before")
+            assert ws.recv(timeout=5) == "before"
+        started = time.monotonic()
+        server.process.send_signal(sig)
+        for ws in clients:
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=5)
+            assert ws.close_code == code
+        assert server.process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 3 + 1
+    if server.unix_path:
+        assert not os.path.exists(server.unix_path), "socket file left behind"
+
+
+def test_sigterm_with_a_client_that_never_answers_the_close_exits_within_close_timeout(start_server) -> None:
+    server = start_server("tcp", close_timeout=2)
+    # A raw TCP client that completes the handshake and then never reads or answers a close frame.
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert b"101 Switching Protocols" in sock.recv(4096)
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=10) == 0
+    elapsed = time.monotonic() - started
+    sock.close()
+    assert elapsed < 2 + 1.5, f"took {elapsed:.1f} s with close_timeout 2"
+
+
+def test_oversized_message_closes_with_1009(start_server) -> None:
+    server = start_server("unix", max_size=1024)
+    with server.connect(max_size=None) as ws:
+        ws.send("a" * 1024)
+        assert ws.recv(timeout=5) == "a" * 1024
+        ws.send("a" * 1025)
+        with pytest.raises(ConnectionClosedError):
+            ws.recv(timeout=5)
+        assert ws.close_code == 1009
+
+
+def test_origin_allow_list(start_server) -> None:
+    server = start_server("tcp", origins="https://good.example, https://other.example")
+    with server.connect(origin="https://good.example") as ws:
+        ws.send("ok")
+        assert ws.recv(timeout=5) == "ok"
+    with pytest.raises(InvalidStatus) as refused:
+        server.connect(origin="https://evil.example")
+    assert refused.value.response.status_code == 403
+    # Non-browser clients send no Origin header and are not a cross-site hijacking vector.
+    with server.connect() as ws:
+        ws.send("no origin")
+        assert ws.recv(timeout=5) == "no origin"
+    server.stop()
+    assert "handshake refused 403" in server.log()
+
+
+def test_client_vanishing_without_close_frame_leaves_no_traceback(start_server) -> None:
+    server = start_server("unix")
+    ws = server.connect().__enter__()  # left without close(): its socket is reset below
+    ws.send("hi")
+    assert ws.recv(timeout=5) == "hi"
+    # Drop the TCP/Unix connection without a close frame; SO_LINGER 0 makes it an abrupt reset.
+    ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.socket.close()
+    deadline = time.monotonic() + 5
+    while "code 1006" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.stop()
+    log = server.log()
+    assert re.search(r"connection \d+ closed from unix code 1006", log), log
+    assert "Traceback" not in log and "ERROR" not in log, log
+
+
+def test_unix_socket_mode_and_backlog(start_server) -> None:
+    server = start_server("unix", backlog=1000, socket_mode="0660")
+    assert stat.S_IMODE(os.stat(server.unix_path).st_mode) == 0o660
+    # ss shows a listening socket's backlog in its Send-Q column.
+    out = subprocess.run(["ss", "-xlnH", "src", server.unix_path], capture_output=True, text=True, check=True).stdout
+    assert out.split()[3] == "1000", out
+
+
+def test_uvloop_on_by_default_and_off_by_setting(start_server) -> None:
+    on = start_server("unix")
+    off = start_server("unix", uvloop="false")
+    on.stop()
+    off.stop()
+    assert "loop uvloop" in on.log()
+    assert "loop asyncio" in off.log()
+
+
+def test_compression_is_a_setting(start_server) -> None:
+    plain = start_server("tcp")
+    deflate = start_server("tcp", compression="deflate")
+    with plain.connect() as ws:  # the client offers permessage-deflate by default
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    with deflate.connect() as ws:
+        assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        ws.send("zip" * 1000)
+        assert ws.recv(timeout=5) == "zip" * 1000
+
+
+def test_supervisor_process_name_picks_socket_and_port(start_server, tmp_path) -> None:
+    by_dir = start_server(
+        listen_env={"WSFLEET_SOCKET_DIR": str(tmp_path), "SUPERVISOR_PROCESS_NAME": "echo_03"},
+        unix_path=str(tmp_path / "echo_03.sock"),
+    )
+    with by_dir.connect() as ws:
+        ws.send("dir")
+        assert ws.recv(timeout=5) == "dir"
+
+    base = free_port() - 2
+    by_base = start_server(
+        listen_env={"WSFLEET_PORT_BASE": str(base), "SUPERVISOR_PROCESS_NAME": "echo_02"}, port=base + 2
+    )
+    with by_base.connect() as ws:
+        ws.send("base")
+        assert ws.recv(timeout=5) == "base"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "no listen address"),
+        ({"WSFLEET_PORT": "http"}, "WSFLEET_PORT='http' is not an integer"),
+        ({"WSFLEET_PORT": "70000"}, "above 65535"),
+        ({"WSFLEET_SOCKET_DIR": "/tmp"}, "SUPERVISOR_PROCESS_NAME is not"),
+        ({"WSFLEET_PORT_BASE": "8000", "SUPERVISOR_PROCESS_NAME": "echo"}, "does not end in _NN"),
+        ({"WSFLEET_PORT": "8000", "WSFLEET_COMPRESSION": "gzip"}, "WSFLEET_COMPRESSION='gzip' is not allowed"),
+        ({"WSFLEET_PORT": "8000", "WSFLEET_UVLOOP": "maybe"}, "WSFLEET_UVLOOP='maybe' is not a boolean"),
+        ({"WSFLEET_PORT": "8000", "WSFLEET_MAX_SIZE": "-1"}, "WSFLEET_MAX_SIZE='-1' must be >= 1"),
+        ({"WSFLEET_SOCKET": "/tmp/x.sock", "WSFLEET_SOCKET_MODE": "rw"}, "WSFLEET_SOCKET_MODE='rw'"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_variable(env: dict[str, str], message: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WSFLEET_") and k != "SUPERVISOR_PROCESS_NAME"}
+    result = subprocess.run(
+        [sys.executable, "-m", "wsfleet_echo"], env={**clean, **env}, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr
