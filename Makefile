@@ -1,0 +1,52 @@
+# wsfleet.fleet: the two commands people run are `make deploy` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv test unit lint build engine engine-stop images molecule deploy lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+venv: ## Create/update the controller virtualenv from requirements.txt
+	@scripts/venv.sh
+
+test: ## Everything CI runs: venv, unit tests, lint, collection build, docker engine, images, molecule
+	@scripts/test.sh
+
+unit: venv ## Unit tests (app, plugins, templates): no containers
+	python -m pytest app -q
+	python -m pytest tests -q
+
+lint: venv ## yamllint + ansible-lint (production profile)
+	yamllint --strict .
+	ansible-lint
+
+build: venv ## Build the collection tarball into build/
+	rm -rf build && ansible-galaxy collection build --output-path build/ .
+
+engine: ## Start a Docker engine if none answers (installs docker.io if missing)
+	@scripts/docker-engine.sh start
+
+engine-stop: ## Stop the dockerd that `make engine` started (only that one, by PID)
+	@scripts/docker-engine.sh stop
+
+images: engine ## Build the Debian 12/13 systemd images (cached by tag)
+	@scripts/build-images.sh
+
+molecule: venv images ## molecule test --all on Debian 12 (WSFLEET_DEBIAN=13 for trixie)
+	molecule test --all
+
+deploy: venv ## Deploy the service on this machine (not available yet: the LB roles come next)
+	@echo "make deploy: not available yet; the load balancer roles and site.yml are not written." >&2
+	@exit 1
+
+lock: ## Re-lock requirements.txt from requirements.in in a scratch virtualenv
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install -q -r requirements.in
+	{ echo "# Full lock of requirements.in (make lock). Controller Python 3.11."; \
+	  .lock-venv/bin/pip freeze --exclude-editable; } > requirements.txt
+	rm -rf .lock-venv
+
+clean: ## Remove build outputs (keeps the venv and the images)
+	rm -rf build .pytest_cache

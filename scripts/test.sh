@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `make test`: everything, from a clean Debian 12 machine, with each phase timed.
+#   Phases: venv, unit, lint, build, engine, images, molecule (Debian 12), molecule (Debian 13).
+#   WSFLEET_MOLECULE_D13 lists the scenarios also run on Debian 13 ("all", or names; default all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+# Plain output in CI logs.
+if [ -n "${CI:-}" ]; then export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0; fi
+
+declare -a summary=()
+total_start=$SECONDS
+
+phase() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  echo
+  echo "==> [$(date -u +%H:%M:%S)] phase: $name"
+  if "$@"; then
+    summary+=("$(printf '%-22s %5d s  ok' "$name" $((SECONDS - start)))")
+    echo "<== phase $name: $((SECONDS - start)) s"
+  else
+    local rc=$?
+    summary+=("$(printf '%-22s %5d s  FAILED (%d)' "$name" $((SECONDS - start)) "$rc")")
+    echo "<== phase $name FAILED after $((SECONDS - start)) s" >&2
+    exit "$rc"
+  fi
+}
+
+print_summary() {
+  echo
+  echo "Phase times:"
+  printf '  %s\n' "${summary[@]}"
+  echo "  total                  $((SECONDS - total_start)) s"
+}
+
+cleanup() {
+  local rc=$?
+  scripts/docker-engine.sh stop || true
+  print_summary
+  exit "$rc"
+}
+trap cleanup EXIT
+
+unit() { python -m pytest app -q && python -m pytest tests -q; }
+lint() { yamllint --strict . && ansible-lint; }
+build() { rm -rf build && ansible-galaxy collection build --output-path build/ .; }
+molecule_all() { WSFLEET_DEBIAN=12 molecule test --all; }
+molecule_d13() {
+  local list=${WSFLEET_MOLECULE_D13:-all}
+  if [ "$list" = all ]; then
+    WSFLEET_DEBIAN=13 molecule test --all
+  else
+    local s
+    for s in $list; do WSFLEET_DEBIAN=13 molecule test -s "$s"; done
+  fi
+}
+
+phase venv scripts/venv.sh
+phase unit unit
+phase lint lint
+phase build build
+phase engine scripts/docker-engine.sh start
+phase images scripts/build-images.sh bookworm trixie
+phase "molecule debian12" molecule_all
+phase "molecule debian13" molecule_d13
