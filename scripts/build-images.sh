@@ -51,7 +51,8 @@ build() {
   }
   rm -f "$dir.log"
   # Trim what a container never uses, and leave no machine identity in the image.
-  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  # Keep the package lists: apt in the container then starts from a consistent, dated cache.
+  rm -rf "$dir"/var/cache/apt/archives/*.deb
   : >"$dir/etc/machine-id"
   # Units that make no sense in a container and only slow boot down.
   for unit in getty.target systemd-udevd.service systemd-udev-trigger.service \

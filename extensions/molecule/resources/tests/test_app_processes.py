@@ -1,0 +1,191 @@
+"""echo_app + supervisord: N supervised processes, one Unix socket or TCP port each.
+
+Shared by the app scenarios; what to expect (process count, listen scheme, reply prefix) comes from
+the scenario's inventory. Also runs as
+`pytest --hosts=ansible://all --ansible-inventory=INVENTORY extensions/molecule/resources/tests`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import testinfra.utils.ansible_runner
+
+RESOURCES = Path(__file__).resolve().parent.parent
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("all")
+
+PROBE = "/usr/local/bin/wsprobe"
+PYTHON = "/opt/wsfleet-echo/venv/bin/python"
+LOGS = "/var/log/supervisor"
+
+
+@pytest.fixture(scope="module")
+def cfg(host):
+    v = host.ansible.get_variables()
+    numprocs = int(v.get("supervisord_numprocs", 0)) or int(host.ansible("setup", "filter=ansible_processor_vcpus")["ansible_facts"]["ansible_processor_vcpus"])
+    return {
+        "name": v.get("supervisord_program_name", "echo"),
+        "numprocs": numprocs,
+        "listen": v.get("supervisord_listen", "unix"),
+        "socket_dir": v.get("supervisord_socket_dir", "/run/wsfleet"),
+        "port_base": int(v.get("supervisord_port_base", 8000)),
+        "user": v.get("echo_app_user", "wsfleet"),
+        "reply_prefix": v.get("wsfleet_test_reply_prefix", ""),
+    }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def probe(host):
+    host.ansible("copy", f"src={RESOURCES / 'wsprobe.py'} dest={PROBE} mode=0755", check=False)
+
+
+def targets(cfg, numprocs=None):
+    n = cfg["numprocs"] if numprocs is None else numprocs
+    if cfg["listen"] == "unix":
+        return [f"{cfg['socket_dir']}/{cfg['name']}_{i:02d}.sock" for i in range(n)]
+    return [f"127.0.0.1:{cfg['port_base'] + i}" for i in range(n)]
+
+
+def run_probe(host, *args, timeout=90):
+    cmd = host.run(f"timeout {timeout} {PYTHON} {PROBE} " + " ".join(f"'{a}'" for a in args))
+    assert cmd.rc == 0, f"wsprobe {args} failed: {cmd.stderr}\n{service_log(host)}"
+    return json.loads(cmd.stdout)
+
+
+def service_log(host):
+    """Printed when an assertion fails: what supervisord and the processes said."""
+    return host.run(f"supervisorctl status; tail -n 20 /var/log/supervisor/supervisord.log {LOGS}/*_0*.log").stdout
+
+
+def statuses(host, cfg):
+    out = host.run(f"supervisorctl status '{cfg['name']}:*'").stdout
+    return {line.split()[0].split(":")[-1]: line.split()[1] for line in out.splitlines() if line.strip()}
+
+
+def wait_running(host, cfg, name, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if statuses(host, cfg).get(name) == "RUNNING":
+            return time.monotonic()
+        time.sleep(0.25)
+    raise AssertionError(f"{name} not RUNNING within {timeout} s\n{service_log(host)}")
+
+
+def test_supervisor_service_enabled_and_running(host):
+    service = host.service("supervisor")
+    assert service.is_running, service_log(host)
+    assert service.is_enabled
+
+
+def test_exactly_numprocs_processes_running_as_the_app_user(host, cfg):
+    st = statuses(host, cfg)
+    assert sorted(st) == [f"{cfg['name']}_{i:02d}" for i in range(cfg["numprocs"])], service_log(host)
+    assert set(st.values()) == {"RUNNING"}, service_log(host)
+    pids = host.run(f"supervisorctl pid '{cfg['name']}:*'").stdout.split()
+    assert len(pids) == cfg["numprocs"]
+    for pid in pids:
+        assert host.run(f"ps -o user= -p {pid}").stdout.strip() == cfg["user"]
+
+
+def test_sockets_or_ports_with_intended_owner_group_mode(host, cfg):
+    if cfg["listen"] == "unix":
+        d = host.file(cfg["socket_dir"])
+        assert (d.user, d.group, d.mode) == (cfg["user"], "wsfleet-sock", 0o2750)
+        listed = sorted(host.run(f"ls {cfg['socket_dir']}").stdout.split())
+        assert listed == sorted(Path(t).name for t in targets(cfg))
+        for path in targets(cfg):
+            sock = host.file(path)
+            assert sock.is_socket
+            assert (sock.user, sock.group, sock.mode) == (cfg["user"], "wsfleet-sock", 0o660)
+        tmpfiles = host.file(f"/etc/tmpfiles.d/wsfleet-{cfg['name']}.conf").content_string
+        assert f"d {cfg['socket_dir']} 2750 {cfg['user']} wsfleet-sock" in tmpfiles
+    else:
+        for target in targets(cfg):
+            assert host.socket(f"tcp://{target}").is_listening
+        # Nothing beyond the last process listens.
+        assert not host.socket(f"tcp://127.0.0.1:{cfg['port_base'] + cfg['numprocs']}").is_listening
+
+
+def test_each_process_echoes_and_answers_healthz(host, cfg):
+    for target in targets(cfg):
+        out = run_probe(host, "echo", target, "Hello!", "héllo ✓")
+        p = cfg["reply_prefix"]
+        assert out["replies"] == [f"{p}Hello!", f"{p}Hello! (binary)", f"{p}héllo ✓", f"{p}héllo ✓ (binary)"]
+        assert run_probe(host, "health", target)["status"] == 200
+
+
+def test_control_socket_is_root_only_and_no_tcp_control(host):
+    assert host.file("/var/run/supervisor.sock").mode == 0o700
+    assert "inet_http_server" not in host.file("/etc/supervisor/supervisord.conf").content_string
+
+
+def test_minfds_is_inherited_by_the_processes(host, cfg):
+    pid = host.run(f"supervisorctl pid '{cfg['name']}:{cfg['name']}_00'").stdout.strip()
+    limits = host.file(f"/proc/{pid}/limits").content_string
+    soft = int(next(line for line in limits.splitlines() if line.startswith("Max open files")).split()[3])
+    assert soft >= 10000 + 1024
+
+
+def test_kill_9_is_restarted_and_serves_again(host, cfg):
+    name = f"{cfg['name']}_01"
+    old = host.run(f"supervisorctl pid '{cfg['name']}:{name}'").stdout.strip()
+    killed = time.monotonic()
+    host.run(f"kill -9 {old}")
+    deadline = killed + 30
+    while time.monotonic() < deadline:
+        new = host.run(f"supervisorctl pid '{cfg['name']}:{name}'").stdout.strip()
+        if new not in ("", "0", old) and statuses(host, cfg).get(name) == "RUNNING":
+            break
+        time.sleep(0.25)
+    else:
+        raise AssertionError(f"{name} was not restarted within 30 s\n{service_log(host)}")
+    target = targets(cfg)[1]
+    while time.monotonic() < deadline:
+        if host.run(f"{PYTHON} {PROBE} health '{target}'").rc == 0:
+            break
+        time.sleep(0.25)
+    assert run_probe(host, "echo", target, "back")["replies"][0] == f"{cfg['reply_prefix']}back"
+    assert time.monotonic() - killed < 30
+
+
+def test_supervisorctl_stop_gives_clients_1001(host, cfg):
+    name = f"{cfg['name']}_00"
+    out = run_probe(host, "close-code", targets(cfg)[0], "--", "supervisorctl", "stop", f"{cfg['name']}:{name}")
+    try:
+        assert out["code"] == 1001, out
+        assert out["command_rc"] == 0, out
+    finally:
+        host.run(f"supervisorctl start '{cfg['name']}:{name}'")
+    wait_running(host, cfg, name)
+    log = host.file(f"{LOGS}/{name}.log").content_string
+    assert "Traceback" not in log
+
+
+def test_zz_lowering_numprocs_leaves_exactly_that_many(host, cfg):
+    """Converge again with one process fewer (the real playbook), then count processes and sockets."""
+    if cfg["numprocs"] < 2:
+        pytest.fail("the scenario must run at least 2 processes to test scale-down")
+    fewer = cfg["numprocs"] - 1
+    playbook = RESOURCES / "converge_app.yml"
+    result = subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, "--limit", host.backend.host, str(playbook), "-e", f"supervisord_numprocs={fewer}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    st = statuses(host, cfg)
+    assert sorted(st) == [f"{cfg['name']}_{i:02d}" for i in range(fewer)], service_log(host)
+    assert set(st.values()) == {"RUNNING"}
+    if cfg["listen"] == "unix":
+        assert sorted(host.run(f"ls {cfg['socket_dir']}").stdout.split()) == sorted(Path(t).name for t in targets(cfg, fewer))
+    else:
+        assert not host.socket(f"tcp://{targets(cfg)[-1]}").is_listening
+    for target in targets(cfg, fewer):
+        assert run_probe(host, "echo", target, "after")["replies"][0] == f"{cfg['reply_prefix']}after"
