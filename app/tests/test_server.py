@@ -25,6 +25,11 @@ def test_echoes_text_and_binary_unchanged(server: EchoServer) -> None:
             assert ws.recv(timeout=5) == message
 
 
+def test_handshake_names_the_serving_process(server: EchoServer) -> None:
+    with server.connect() as ws:
+        assert ws.response.headers["X-Wsfleet-Process"] == f"pid-{server.process.pid}"
+
+
 def test_many_messages_keep_order(server: EchoServer) -> None:
     with server.connect() as ws:
         for i in range(200):
@@ -173,6 +178,7 @@ def test_supervisor_process_name_picks_socket_and_port(start_server, tmp_path) -
         unix_path=str(tmp_path / "echo_03.sock"),
     )
     with by_dir.connect() as ws:
+        assert ws.response.headers["X-Wsfleet-Process"] == "echo_03"
         ws.send("dir")
         assert ws.recv(timeout=5) == "dir"
 

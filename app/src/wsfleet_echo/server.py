@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve, unix_serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
@@ -71,9 +70,22 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
     return None
 
 
+PROCESS_HEADER = "X-Wsfleet-Process"
+
+
+def process_name() -> str:
+    """Which process serves a connection: supervisord's process name, else the PID."""
+    return os.environ.get("SUPERVISOR_PROCESS_NAME") or f"pid-{os.getpid()}"
+
+
 def process_response(connection: ServerConnection, request: Request, response: Response) -> None:
-    """Log refused handshakes (e.g. 403 for a disallowed Origin) once, at INFO."""
-    if response.status_code not in (http.HTTPStatus.SWITCHING_PROTOCOLS, http.HTTPStatus.OK):
+    """Name the serving process on accepted handshakes; log refused ones (e.g. 403) once, at INFO.
+
+    The header lets load tests and the molecule tests see how the load balancer spread connections.
+    """
+    if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS:
+        response.headers[PROCESS_HEADER] = process_name()
+    elif response.status_code not in (http.HTTPStatus.SWITCHING_PROTOCOLS, http.HTTPStatus.OK):
         log.info(
             "handshake refused %d %s: %s %s origin %s",
             response.status_code,

@@ -7,27 +7,22 @@ the scenario's inventory. Also runs as
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
+from conftest import RESOURCES, converge_again, service_log
 
-RESOURCES = Path(__file__).resolve().parent.parent
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("all")
-
-PROBE = "/usr/local/bin/wsprobe"
-PYTHON = "/opt/wsfleet-echo/venv/bin/python"
+if "MOLECULE_INVENTORY_FILE" in os.environ:  # under molecule; otherwise pytest's --hosts decides
+    testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
 LOGS = "/var/log/supervisor"
 
 
 @pytest.fixture(scope="module")
-def cfg(host):
-    v = host.ansible.get_variables()
+def cfg(host, variables):
+    v = variables
     numprocs = int(v.get("supervisord_numprocs", 0)) or int(host.ansible("setup", "filter=ansible_processor_vcpus")["ansible_facts"]["ansible_processor_vcpus"])
     return {
         "name": v.get("supervisord_program_name", "echo"),
@@ -40,27 +35,11 @@ def cfg(host):
     }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def probe(host):
-    host.ansible("copy", f"src={RESOURCES / 'wsprobe.py'} dest={PROBE} mode=0755", check=False)
-
-
 def targets(cfg, numprocs=None):
     n = cfg["numprocs"] if numprocs is None else numprocs
     if cfg["listen"] == "unix":
         return [f"{cfg['socket_dir']}/{cfg['name']}_{i:02d}.sock" for i in range(n)]
     return [f"127.0.0.1:{cfg['port_base'] + i}" for i in range(n)]
-
-
-def run_probe(host, *args, timeout=90):
-    cmd = host.run(f"timeout {timeout} {PYTHON} {PROBE} " + " ".join(f"'{a}'" for a in args))
-    assert cmd.rc == 0, f"wsprobe {args} failed: {cmd.stderr}\n{service_log(host)}"
-    return json.loads(cmd.stdout)
-
-
-def service_log(host):
-    """Printed when an assertion fails: what supervisord and the processes said."""
-    return host.run(f"supervisorctl status; tail -n 20 /var/log/supervisor/supervisord.log {LOGS}/*_0*.log").stdout
 
 
 def statuses(host, cfg):
@@ -87,9 +66,8 @@ def test_exactly_numprocs_processes_running_as_the_app_user(host, cfg):
     st = statuses(host, cfg)
     assert sorted(st) == [f"{cfg['name']}_{i:02d}" for i in range(cfg["numprocs"])], service_log(host)
     assert set(st.values()) == {"RUNNING"}, service_log(host)
-    pids = host.run(f"supervisorctl pid '{cfg['name']}:*'").stdout.split()
-    assert len(pids) == cfg["numprocs"]
-    for pid in pids:
+    for name in st:
+        pid = host.run(f"supervisorctl pid '{cfg['name']}:{name}'").stdout.strip()
         assert host.run(f"ps -o user= -p {pid}").stdout.strip() == cfg["user"]
 
 
@@ -112,12 +90,12 @@ def test_sockets_or_ports_with_intended_owner_group_mode(host, cfg):
         assert not host.socket(f"tcp://127.0.0.1:{cfg['port_base'] + cfg['numprocs']}").is_listening
 
 
-def test_each_process_echoes_and_answers_healthz(host, cfg):
+def test_each_process_echoes_and_answers_healthz(host, cfg, probe):
     for target in targets(cfg):
-        out = run_probe(host, "echo", target, "Hello!", "héllo ✓")
+        out = probe("echo", target, "Hello!", "héllo ✓")
         p = cfg["reply_prefix"]
         assert out["replies"] == [f"{p}Hello!", f"{p}Hello! (binary)", f"{p}héllo ✓", f"{p}héllo ✓ (binary)"]
-        assert run_probe(host, "health", target)["status"] == 200
+        assert probe("health", target)["status"] == 200
 
 
 def test_control_socket_is_root_only_and_no_tcp_control(host):
@@ -132,7 +110,7 @@ def test_minfds_is_inherited_by_the_processes(host, cfg):
     assert soft >= 10000 + 1024
 
 
-def test_kill_9_is_restarted_and_serves_again(host, cfg):
+def test_kill_9_is_restarted_and_serves_again(host, cfg, probe):
     name = f"{cfg['name']}_01"
     old = host.run(f"supervisorctl pid '{cfg['name']}:{name}'").stdout.strip()
     killed = time.monotonic()
@@ -147,16 +125,16 @@ def test_kill_9_is_restarted_and_serves_again(host, cfg):
         raise AssertionError(f"{name} was not restarted within 30 s\n{service_log(host)}")
     target = targets(cfg)[1]
     while time.monotonic() < deadline:
-        if host.run(f"{PYTHON} {PROBE} health '{target}'").rc == 0:
+        if probe.ok("health", target):
             break
         time.sleep(0.25)
-    assert run_probe(host, "echo", target, "back")["replies"][0] == f"{cfg['reply_prefix']}back"
+    assert probe("echo", target, "back")["replies"][0] == f"{cfg['reply_prefix']}back"
     assert time.monotonic() - killed < 30
 
 
-def test_supervisorctl_stop_gives_clients_1001(host, cfg):
+def test_supervisorctl_stop_gives_clients_1001(host, cfg, probe):
     name = f"{cfg['name']}_00"
-    out = run_probe(host, "close-code", targets(cfg)[0], "--", "supervisorctl", "stop", f"{cfg['name']}:{name}")
+    out = probe("close-code", targets(cfg)[0], "--", "supervisorctl", "stop", f"{cfg['name']}:{name}")
     try:
         assert out["code"] == 1001, out
         assert out["command_rc"] == 0, out
@@ -167,18 +145,12 @@ def test_supervisorctl_stop_gives_clients_1001(host, cfg):
     assert "Traceback" not in log
 
 
-def test_zz_lowering_numprocs_leaves_exactly_that_many(host, cfg):
+def test_zz_lowering_numprocs_leaves_exactly_that_many(host, cfg, probe):
     """Converge again with one process fewer (the real playbook), then count processes and sockets."""
     if cfg["numprocs"] < 2:
         pytest.fail("the scenario must run at least 2 processes to test scale-down")
     fewer = cfg["numprocs"] - 1
-    playbook = RESOURCES / "converge_app.yml"
-    result = subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, "--limit", host.backend.host, str(playbook), "-e", f"supervisord_numprocs={fewer}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = converge_again(host, RESOURCES / "converge_app.yml", f"supervisord_numprocs={fewer}")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     st = statuses(host, cfg)
     assert sorted(st) == [f"{cfg['name']}_{i:02d}" for i in range(fewer)], service_log(host)
@@ -188,4 +160,4 @@ def test_zz_lowering_numprocs_leaves_exactly_that_many(host, cfg):
     else:
         assert not host.socket(f"tcp://{targets(cfg)[-1]}").is_listening
     for target in targets(cfg, fewer):
-        assert run_probe(host, "echo", target, "after")["replies"][0] == f"{cfg['reply_prefix']}after"
+        assert probe("echo", target, "after")["replies"][0] == f"{cfg['reply_prefix']}after"

@@ -1,0 +1,61 @@
+"""Fixtures shared by the testinfra tests of every scenario (pytest loads it for tests/ and tests_lb/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+RESOURCES = Path(__file__).resolve().parent
+PROBE = "/usr/local/bin/wsprobe"
+PYTHON = "/opt/wsfleet-echo/venv/bin/python"  # the app's virtualenv has the websockets client
+
+
+def service_log(host) -> str:
+    """What supervisord, the processes and the load balancer said: printed when a check fails."""
+    return host.run(
+        "supervisorctl status; tail -n 15 /var/log/supervisor/supervisord.log /var/log/supervisor/*_0*.log "
+        "/var/log/nginx/error.log 2>/dev/null; journalctl -u haproxy -n 15 --no-pager 2>/dev/null"
+    ).stdout
+
+
+class Probe:
+    """wsprobe.py run inside the test host with the real websockets client."""
+
+    def __init__(self, host):
+        self.host = host
+        host.ansible("copy", f"src={RESOURCES / 'wsprobe.py'} dest={PROBE} mode=0755", check=False)
+
+    def command(self, *args: object) -> str:
+        return f"{PYTHON} {PROBE} " + " ".join(shlex.quote(str(a)) for a in args)
+
+    def __call__(self, *args: object, timeout: int = 120) -> dict:
+        cmd = self.host.run(f"timeout {timeout} {self.command(*args)}")
+        assert cmd.rc == 0, f"wsprobe {args} failed: {cmd.stderr}\n{service_log(self.host)}"
+        return json.loads(cmd.stdout)
+
+    def ok(self, *args: object) -> bool:
+        return self.host.run(self.command(*args)).rc == 0
+
+
+@pytest.fixture(scope="module")
+def probe(host) -> Probe:
+    return Probe(host)
+
+
+@pytest.fixture(scope="module")
+def variables(host) -> dict:
+    return host.ansible.get_variables()
+
+
+def converge_again(host, playbook: Path, *extra_vars: str) -> subprocess.CompletedProcess:
+    """Run the scenario's real playbook again from the controller, with extra variables."""
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or host.backend.ansible_inventory
+    args = ["ansible-playbook", "-i", inventory, "--limit", host.backend.host, str(playbook)]
+    for extra in extra_vars:
+        args += ["-e", extra]
+    return subprocess.run(args, capture_output=True, text=True, timeout=900)

@@ -1,0 +1,119 @@
+"""site.yml on one host: nginx or HAProxy (wsfleet_lb) in front of every app process.
+
+Every check uses the real websockets client inside the host, through the load balancer on 8080.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+import pytest
+import testinfra.utils.ansible_runner
+from conftest import RESOURCES, converge_again, service_log
+
+if "MOLECULE_INVENTORY_FILE" in os.environ:
+    testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
+
+LB = "127.0.0.1:8080"
+SITE = RESOURCES.parent.parent.parent / "playbooks" / "site.yml"
+
+
+@pytest.fixture(scope="module")
+def lb(variables):
+    return variables.get("wsfleet_lb", "nginx")
+
+
+@pytest.fixture(scope="module")
+def numprocs(variables):
+    return int(variables["supervisord_numprocs"])
+
+
+def config_path(lb):
+    return "/etc/nginx/nginx.conf" if lb == "nginx" else "/etc/haproxy/haproxy.cfg"
+
+
+def wait_all_backends_up(host, probe, numprocs, timeout=30):
+    """HAProxy needs a couple of health checks to mark restarted servers up; nginx needs nothing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(probe("spread", LB, numprocs)["processes"]) == numprocs:
+            return
+        time.sleep(1)
+    raise AssertionError(f"not every process is reachable through the LB\n{service_log(host)}")
+
+
+def test_service_running_and_listening(host, lb):
+    service = host.service(lb)
+    assert service.is_running, service_log(host)
+    assert service.is_enabled
+    assert host.socket("tcp://0.0.0.0:8080").is_listening
+
+
+def test_echo_text_and_binary_through_the_lb(probe):
+    assert probe("echo", LB, "Hello!", "ünïcode ✓")["replies"] == [
+        "Hello!", "Hello! (binary)", "ünïcode ✓", "ünïcode ✓ (binary)"
+    ]
+
+
+def test_healthz_through_the_lb(probe):
+    assert probe("health", LB)["status"] == 200
+
+
+def test_least_connections_spreads_over_every_process(host, probe, numprocs):
+    count = 4 * numprocs
+    out = probe("spread", LB, count)
+    spread = out["processes"]
+    assert out["echoed"] == count
+    assert sorted(spread) == [f"echo_{i:02d}" for i in range(numprocs)], spread
+    fair = count / numprocs
+    assert max(spread.values()) <= 2 * fair, spread
+
+
+def test_idle_websocket_outlives_the_guides_30s_timeouts(probe):
+    """No app pings in this scenario: only the proxy's tunnel/read timeouts keep it alive."""
+    out = probe("idle", LB, 35)
+    assert out["ok"], out
+
+
+def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(host, probe, lb):
+    before = host.file(config_path(lb)).sha256sum
+    extra = "nginx_lb_extra_server_directives" if lb == "nginx" else "haproxy_lb_extra_frontend_directives"
+    result = converge_again(host, SITE, json.dumps({extra: "wsfleet_no_such_directive on;"}))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "wsfleet_no_such_directive" in output, output[-3000:]
+    assert host.file(config_path(lb)).sha256sum == before
+    assert probe("echo", LB, "still serving")["replies"][0] == "still serving"
+
+
+def test_reload_keeps_open_websockets_open_and_echoing(host, probe, lb):
+    folder = f"/tmp/hold-{uuid.uuid4().hex[:8]}"
+    host.run(f"mkdir -p {folder}")
+    host.run(f"setsid nohup {probe.command('hold', LB, folder)} > {folder}/out 2>&1 &")
+    deadline = time.monotonic() + 20
+    while not host.file(f"{folder}/ready").exists and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert host.file(f"{folder}/ready").exists, host.file(f"{folder}/out").content_string
+    # A real config change: the status page moves, so the LB reloads.
+    change = {"nginx_lb_stub_status_port": 8091} if lb == "nginx" else {"haproxy_lb_stats_port": 8494}
+    result = converge_again(host, SITE, json.dumps(change))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"RUNNING HANDLER [wsfleet.fleet.{lb}_lb : Reload {lb}]" in result.stdout
+    assert host.socket(f"tcp://127.0.0.1:{list(change.values())[0]}").is_listening
+    host.run(f"touch {folder}/go")
+    deadline = time.monotonic() + 20
+    while not host.file(f"{folder}/result").exists and time.monotonic() < deadline:
+        time.sleep(0.2)
+    outcome = json.loads(host.file(f"{folder}/result").content_string)
+    assert outcome["ok"], outcome
+
+
+def test_kill_9_of_one_process_new_connections_keep_succeeding(host, probe, numprocs):
+    wait_all_backends_up(host, probe, numprocs)
+    pid = host.run("supervisorctl pid echo:echo_01").stdout.strip()
+    host.run(f"kill -9 {pid}")
+    out = probe("connects", LB, 100)
+    assert out == {"ok": 100, "failed": 0, "errors": []}, f"{out}\n{service_log(host)}"

@@ -1,0 +1,186 @@
+"""Turn the inventory into the load balancer's server list: one endpoint per app process."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: backend_endpoints
+short_description: Every supervised app process of a group of hosts, as load balancer endpoints
+version_added: 0.1.0
+description:
+  - For every host of the backend group, in inventory order, one endpoint per process of its
+    C(wsfleet.fleet.supervisord) program, read from that host's own variables (the role's defaults
+    where the host sets none; C(supervisord_numprocs) then defaults to the host's vCPU count, which
+    needs its facts).
+  - A process on the load balancer host itself is reached over its Unix socket; a process on
+    another host over C(address:port), which needs C(supervisord_listen=tcp) on that host and a
+    bind address the load balancer can reach.
+  - Both load balancer roles use it, so nobody types a server list.
+positional: hostvars, lb_host
+options:
+  _input:
+    description: Names of the app hosts (e.g. C(groups['app'])).
+    type: list
+    elements: str
+    required: true
+  hostvars:
+    description: The C(hostvars) of the play.
+    type: dict
+    required: true
+  lb_host:
+    description: The load balancer host (C(inventory_hostname)).
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Render the upstream
+  ansible.builtin.template:
+    src: upstream.j2
+    dest: /etc/nginx/upstream.conf
+  vars:
+    endpoints: "{{ groups['app'] | wsfleet.fleet.backend_endpoints(hostvars, inventory_hostname) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: One dict per process.
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Unique server name, C(<host>_<program>_NN) with non-alphanumerics replaced by C(_).
+      type: str
+    host:
+      description: Inventory name of the app host.
+      type: str
+    process:
+      description: Supervisord process name, C(<program>_NN).
+      type: str
+    unix:
+      description: Unix socket path, or null for a TCP endpoint.
+      type: str
+    address:
+      description: Host or IP to connect to, or null for a Unix socket.
+      type: str
+    port:
+      description: TCP port, or null for a Unix socket.
+      type: int
+    hostport:
+      description: C(address:port) (IPv6 addresses in brackets), or null for a Unix socket.
+      type: str
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ansible.errors import AnsibleFilterError
+
+# The supervisord role's defaults are the one source of the values a host does not override.
+_ROLE_DEFAULTS = Path(__file__).resolve().parents[2] / "roles" / "supervisord" / "defaults" / "main.yml"
+_WILDCARDS = {"0.0.0.0", "::", "", "*"}
+_LOOPBACK = re.compile(r"^(127\.|::1$|localhost$)")
+
+
+def _role_defaults() -> dict[str, Any]:
+    with _ROLE_DEFAULTS.open() as handle:
+        return yaml.safe_load(handle)
+
+
+def _setting(host_vars: Mapping[str, Any], defaults: Mapping[str, Any], name: str) -> Any:
+    if name in host_vars and host_vars[name] is not None:
+        return host_vars[name]
+    return defaults[name]
+
+
+def _numprocs(host: str, host_vars: Mapping[str, Any]) -> int:
+    value = host_vars.get("supervisord_numprocs") if "supervisord_numprocs" in host_vars else None
+    if value is None or (isinstance(value, str) and "{{" in value):
+        facts = host_vars.get("ansible_facts") or {}
+        value = facts.get("processor_vcpus")
+    if value is None:
+        raise AnsibleFilterError(
+            f"backend_endpoints: app host {host!r} sets no supervisord_numprocs and its facts are not "
+            "gathered; set supervisord_numprocs for it or gather its facts first"
+        )
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError(f"backend_endpoints: supervisord_numprocs of {host!r} is {value!r}, not an integer") from None
+    if count < 1:
+        raise AnsibleFilterError(f"backend_endpoints: supervisord_numprocs of {host!r} is {count}; it must be >= 1")
+    return count
+
+
+def _remote_address(host: str, host_vars: Mapping[str, Any], bind: str) -> str:
+    if bind not in _WILDCARDS:
+        if _LOOPBACK.match(bind):
+            raise AnsibleFilterError(
+                f"backend_endpoints: app host {host!r} binds its processes to {bind}, which the load balancer "
+                "on another host cannot reach; set supervisord_bind_address to 0.0.0.0 or an address of the host"
+            )
+        return bind
+    for candidate in (
+        host_vars.get("wsfleet_backend_address"),
+        host_vars.get("ansible_host"),
+        ((host_vars.get("ansible_facts") or {}).get("default_ipv4") or {}).get("address"),
+    ):
+        if candidate:
+            return str(candidate)
+    return host
+
+
+def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host: str) -> list[dict[str, Any]]:
+    if isinstance(hosts, str) or not isinstance(hosts, Sequence):
+        raise AnsibleFilterError(f"backend_endpoints: expects a list of host names, got {type(hosts).__name__}")
+    defaults = _role_defaults()
+    endpoints: list[dict[str, Any]] = []
+    for host in hosts:
+        if host not in hostvars:
+            raise AnsibleFilterError(f"backend_endpoints: {host!r} is not in the inventory")
+        host_vars = hostvars[host]
+        program = str(_setting(host_vars, defaults, "supervisord_program_name"))
+        listen = str(_setting(host_vars, defaults, "supervisord_listen"))
+        count = _numprocs(host, host_vars)
+        local = host == lb_host
+        if listen == "unix":
+            if not local:
+                raise AnsibleFilterError(
+                    f"backend_endpoints: app host {host!r} listens on Unix sockets, which the load balancer "
+                    f"{lb_host!r} cannot reach from another host; set supervisord_listen=tcp for it"
+                )
+            socket_dir = str(_setting(host_vars, defaults, "supervisord_socket_dir")).rstrip("/")
+        elif listen == "tcp":
+            port_base = int(_setting(host_vars, defaults, "supervisord_port_base"))
+            bind = str(_setting(host_vars, defaults, "supervisord_bind_address"))
+            address = ("127.0.0.1" if bind in _WILDCARDS else bind) if local else _remote_address(host, host_vars, bind)
+        else:
+            raise AnsibleFilterError(f"backend_endpoints: supervisord_listen of {host!r} is {listen!r} (allowed: unix, tcp)")
+        for number in range(count):
+            process = f"{program}_{number:02d}"
+            endpoint: dict[str, Any] = {
+                "name": re.sub(r"[^A-Za-z0-9_]", "_", f"{host}_{process}"),
+                "host": host,
+                "process": process,
+                "unix": None,
+                "address": None,
+                "port": None,
+                "hostport": None,
+            }
+            if listen == "unix":
+                endpoint["unix"] = f"{socket_dir}/{process}.sock"
+            else:
+                endpoint["address"] = address
+                endpoint["port"] = port_base + number
+                endpoint["hostport"] = f"[{address}]:{port_base + number}" if ":" in address else f"{address}:{port_base + number}"
+            endpoints.append(endpoint)
+    if not endpoints:
+        raise AnsibleFilterError("backend_endpoints: the backend group has no hosts; the load balancer would have no servers")
+    return endpoints
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"backend_endpoints": backend_endpoints}

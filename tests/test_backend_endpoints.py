@@ -1,0 +1,81 @@
+"""The filter that turns the inventory into both load balancers' server lists."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "filter"))
+from backend_endpoints import FilterModule, backend_endpoints  # noqa: E402
+
+
+def test_local_host_gets_unix_sockets_from_role_defaults() -> None:
+    hostvars = {"lb1": {"supervisord_numprocs": 3}}
+    endpoints = backend_endpoints(["lb1"], hostvars, "lb1")
+    assert [e["unix"] for e in endpoints] == [f"/run/wsfleet/echo_{i:02d}.sock" for i in range(3)]
+    assert [e["name"] for e in endpoints] == ["lb1_echo_00", "lb1_echo_01", "lb1_echo_02"]
+    assert all(e["address"] is None and e["port"] is None for e in endpoints)
+
+
+def test_hosts_with_different_numprocs_get_different_server_counts() -> None:
+    hostvars = {
+        "app-1": {"supervisord_listen": "tcp", "supervisord_bind_address": "0.0.0.0", "supervisord_numprocs": 3, "ansible_host": "10.1.0.11"},
+        "app-2": {"supervisord_listen": "tcp", "supervisord_bind_address": "0.0.0.0", "supervisord_numprocs": 2,
+                  "supervisord_port_base": 9000, "ansible_facts": {"default_ipv4": {"address": "10.1.0.12"}}},
+    }
+    endpoints = backend_endpoints(["app-1", "app-2"], hostvars, "lb")
+    assert [(e["address"], e["port"]) for e in endpoints] == [
+        ("10.1.0.11", 8000), ("10.1.0.11", 8001), ("10.1.0.11", 8002), ("10.1.0.12", 9000), ("10.1.0.12", 9001)
+    ]
+    assert endpoints[0]["name"] == "app_1_echo_00"
+    assert endpoints[0]["hostport"] == "10.1.0.11:8000"
+    assert len({e["name"] for e in endpoints}) == 5
+
+
+def test_explicit_backend_address_wins_and_specific_bind_is_used() -> None:
+    hostvars = {
+        "a": {"supervisord_listen": "tcp", "supervisord_bind_address": "0.0.0.0", "supervisord_numprocs": 1,
+              "wsfleet_backend_address": "192.0.2.7", "ansible_host": "203.0.113.1"},
+        "b": {"supervisord_listen": "tcp", "supervisord_bind_address": "192.0.2.8", "supervisord_numprocs": 1},
+    }
+    assert [e["address"] for e in backend_endpoints(["a", "b"], hostvars, "lb")] == ["192.0.2.7", "192.0.2.8"]
+    v6 = {"c": {"supervisord_listen": "tcp", "supervisord_bind_address": "2001:db8::5", "supervisord_numprocs": 1}}
+    assert backend_endpoints(["c"], v6, "lb")[0]["hostport"] == "[2001:db8::5]:8000"
+
+
+def test_numprocs_defaults_to_the_hosts_vcpus() -> None:
+    hostvars = {"lb1": {"ansible_facts": {"processor_vcpus": 4}}}
+    assert len(backend_endpoints(["lb1"], hostvars, "lb1")) == 4
+
+
+def test_local_tcp_uses_loopback_for_wildcard_bind() -> None:
+    hostvars = {"lb1": {"supervisord_listen": "tcp", "supervisord_bind_address": "0.0.0.0", "supervisord_numprocs": 2}}
+    assert {e["address"] for e in backend_endpoints(["lb1"], hostvars, "lb1")} == {"127.0.0.1"}
+
+
+@pytest.mark.parametrize(
+    ("hostvars", "message"),
+    [
+        ({"app": {"supervisord_numprocs": 2}}, "cannot reach from another host"),
+        ({"app": {"supervisord_listen": "tcp", "supervisord_numprocs": 2}}, "binds its processes to 127.0.0.1"),
+        ({"app": {"supervisord_listen": "udp", "supervisord_numprocs": 2}}, "allowed: unix, tcp"),
+        ({"app": {"supervisord_listen": "tcp"}}, "sets no supervisord_numprocs and its facts are not gathered"),
+        ({"app": {"supervisord_listen": "tcp", "supervisord_numprocs": "many"}}, "not an integer"),
+        ({}, "not in the inventory"),
+    ],
+)
+def test_bad_inventory_fails_with_a_message_naming_the_host(hostvars, message) -> None:
+    with pytest.raises(AnsibleFilterError, match=message):
+        backend_endpoints(["app"], hostvars, "lb")
+
+
+def test_empty_group_is_an_error() -> None:
+    with pytest.raises(AnsibleFilterError, match="no hosts"):
+        backend_endpoints([], {}, "lb")
+
+
+def test_registered_under_its_name() -> None:
+    assert FilterModule().filters()["backend_endpoints"] is backend_endpoints
