@@ -37,9 +37,8 @@ images: engine ## Build the Debian 12/13 systemd images (cached by tag)
 molecule: venv images ## molecule test --all on Debian 12 (WSFLEET_DEBIAN=13 for trixie)
 	molecule test --all
 
-deploy: venv ## Deploy the service on this machine (not available yet: the LB roles come next)
-	@echo "make deploy: not available yet; the load balancer roles and site.yml are not written." >&2
-	@exit 1
+deploy: ## Deploy on this machine: nginx on 8080 in front of one echo process per vCPU (WSFLEET_LB=haproxy for HAProxy)
+	@scripts/deploy.sh
 
 lock: ## Re-lock requirements.txt from requirements.in in a scratch virtualenv
 	rm -rf .lock-venv && python3 -m venv .lock-venv
