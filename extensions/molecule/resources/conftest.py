@@ -52,10 +52,12 @@ def variables(host) -> dict:
     return host.ansible.get_variables()
 
 
-def converge_again(host, playbook: Path, *extra_vars: str) -> subprocess.CompletedProcess:
-    """Run the scenario's real playbook again from the controller, with extra variables."""
+def converge_again(host, playbook: Path, *extra_vars: str, tags: str | None = None) -> subprocess.CompletedProcess:
+    """Run the scenario's real playbook again from the controller, with extra variables (and tags)."""
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or host.backend.ansible_inventory
     args = ["ansible-playbook", "-i", inventory, "--limit", host.backend.host, str(playbook)]
     for extra in extra_vars:
         args += ["-e", extra]
+    if tags:
+        args += ["--tags", tags]
     return subprocess.run(args, capture_output=True, text=True, timeout=900)

@@ -81,7 +81,7 @@ def test_idle_websocket_outlives_the_guides_30s_timeouts(probe):
 def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(host, probe, lb):
     before = host.file(config_path(lb)).sha256sum
     extra = "nginx_lb_extra_server_directives" if lb == "nginx" else "haproxy_lb_extra_frontend_directives"
-    result = converge_again(host, SITE, json.dumps({extra: "wsfleet_no_such_directive on;"}))
+    result = converge_again(host, SITE, json.dumps({extra: "wsfleet_no_such_directive on;"}), tags=f"{lb}_lb")
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "wsfleet_no_such_directive" in output, output[-3000:]
@@ -99,7 +99,7 @@ def test_reload_keeps_open_websockets_open_and_echoing(host, probe, lb):
     assert host.file(f"{folder}/ready").exists, host.file(f"{folder}/out").content_string
     # A real config change: the status page moves, so the LB reloads.
     change = {"nginx_lb_stub_status_port": 8091} if lb == "nginx" else {"haproxy_lb_stats_port": 8494}
-    result = converge_again(host, SITE, json.dumps(change))
+    result = converge_again(host, SITE, json.dumps(change), tags=f"{lb}_lb")
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"RUNNING HANDLER [wsfleet.fleet.{lb}_lb : Reload {lb}]" in result.stdout
     assert host.socket(f"tcp://127.0.0.1:{list(change.values())[0]}").is_listening
