@@ -27,10 +27,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect, unix_connect
 
 
-def open_ws(target: str):
+def open_ws(target: str, **kwargs):
+    kwargs.setdefault("open_timeout", 5)
     if target.startswith("/"):
-        return unix_connect(target, "ws://localhost/", open_timeout=5)
-    return connect(f"ws://{target}/", open_timeout=5)
+        return unix_connect(target, "ws://localhost/", **kwargs)
+    return connect(f"ws://{target}/", **kwargs)
 
 
 def raw_get(target: str, path: str) -> int:
@@ -89,7 +90,8 @@ def cmd_spread(target: str, count: int) -> dict:
 
 
 def cmd_idle(target: str, seconds: float) -> dict:
-    with open_ws(target) as ws:
+    # No keepalive pings from this client either: the connection carries nothing while idle.
+    with open_ws(target, ping_interval=None) as ws:
         ws.send("first")
         first = ws.recv(timeout=5)
         time.sleep(seconds)

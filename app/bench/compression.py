@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Side-by-side measurement behind the echo app's defaults (compression off, uvloop on).
+
+Starts the real server (python -m wsfleet_echo) once per configuration on a Unix socket, then, with
+the real websockets client (which offers permessage-deflate, like browsers):
+  * memory: server RSS growth per idle connection, over N held connections;
+  * throughput: echo round trips per second over C connections each sending 256-byte text messages
+    back to back for S seconds (one client process, so figures are ratios, not capacities).
+Configurations run interleaved, R rounds, in one run, so the ratios survive a noisy machine.
+
+    python app/bench/compression.py [--idle 1000] [--conns 50] [--seconds 5] [--rounds 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from websockets.asyncio.client import unix_connect
+
+CONFIGS = {
+    "none+uvloop": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "true"},
+    "deflate+uvloop": {"WSFLEET_COMPRESSION": "deflate", "WSFLEET_UVLOOP": "true"},
+    "none+asyncio": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "false"},
+}
+MESSAGE = "x" * 200 + "".join(chr(97 + i % 26) for i in range(56))  # 256 bytes, mildly compressible
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def start(path: str, env_extra: dict[str, str]) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSFLEET_")}
+    env.update(env_extra, WSFLEET_SOCKET=path, WSFLEET_LOG_LEVEL="WARNING", WSFLEET_PING_INTERVAL="0")
+    proc = subprocess.Popen([sys.executable, "-m", "wsfleet_echo"], env=env)
+    deadline = time.monotonic() + 15
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.05)
+    return proc
+
+
+async def idle_memory(path: str, pid: int, count: int) -> float:
+    before = rss_kib(pid)
+    conns = []
+    try:
+        for _ in range(count):
+            conns.append(await unix_connect(path, "ws://localhost/", open_timeout=10))
+        for ws in conns[:10]:
+            await ws.send(MESSAGE)
+            await ws.recv()
+        await asyncio.sleep(0.5)
+        return (rss_kib(pid) - before) / count
+    finally:
+        await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+
+
+async def throughput(path: str, conns: int, seconds: float) -> float:
+    stop_at = time.monotonic() + seconds
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        async with unix_connect(path, "ws://localhost/", open_timeout=10, max_queue=None) as ws:
+            while time.monotonic() < stop_at:
+                await ws.send(MESSAGE)
+                await ws.recv()
+                done += 1
+
+    await asyncio.gather(*(worker() for _ in range(conns)))
+    return done / seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--conns", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    results: dict[str, dict[str, list[float]]] = {name: {"kib_per_conn": [], "msgs_per_s": []} for name in CONFIGS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_no in range(args.rounds):
+            for name, env in CONFIGS.items():
+                path = f"{tmp}/{name}-{round_no}.sock"
+                proc = start(path, env)
+                try:
+                    results[name]["kib_per_conn"].append(asyncio.run(idle_memory(path, proc.pid, args.idle)))
+                    results[name]["msgs_per_s"].append(asyncio.run(throughput(path, args.conns, args.seconds)))
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+    summary = {
+        name: {key: round(statistics.median(values), 1) for key, values in r.items()} for name, r in results.items()
+    }
+    base = summary["none+uvloop"]
+    for name, s in summary.items():
+        s["throughput_vs_default"] = round(s["msgs_per_s"] / base["msgs_per_s"], 2)
+        s["memory_vs_default"] = round(s["kib_per_conn"] / base["kib_per_conn"], 2)
+    meta = {"python": platform.python_version(), "cpus": os.cpu_count(), "args": vars(args)}
+    if args.json:
+        print(json.dumps({"meta": meta, "results": summary}, indent=2))
+    else:
+        print(f"Python {meta['python']}, {meta['cpus']} CPUs, {args.idle} idle conns, {args.conns} busy conns x {args.seconds} s, {args.rounds} rounds")
+        print(f"{'config':16} {'KiB/conn':>9} {'msg/s':>9} {'mem x':>6} {'thru x':>7}")
+        for name, s in summary.items():
+            print(f"{name:16} {s['kib_per_conn']:9.1f} {s['msgs_per_s']:9.0f} {s['memory_vs_default']:6.2f} {s['throughput_vs_default']:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
