@@ -13,6 +13,7 @@ import pytest
 RESOURCES = Path(__file__).resolve().parent
 PROBE = "/usr/local/bin/wsprobe"
 PYTHON = "/opt/wsfleet-echo/venv/bin/python"  # the app's virtualenv has the websockets client
+CAFILE = "/usr/local/share/wsprobe-ca.pem"  # the TLS scenarios' self-signed certificate, trusted by wsprobe
 
 
 def service_log(host) -> str:
@@ -29,9 +30,12 @@ class Probe:
     def __init__(self, host):
         self.host = host
         host.ansible("copy", f"src={RESOURCES / 'wsprobe.py'} dest={PROBE} mode=0755", check=False)
+        tls_dir = host.ansible.get_variables().get("wsfleet_test_tls_dir")
+        if tls_dir:
+            host.ansible("copy", f"src={tls_dir}/cert.pem dest={CAFILE} mode=0644", check=False)
 
     def command(self, *args: object) -> str:
-        return f"{PYTHON} {PROBE} " + " ".join(shlex.quote(str(a)) for a in args)
+        return f"WSPROBE_CAFILE={CAFILE} {PYTHON} {PROBE} " + " ".join(shlex.quote(str(a)) for a in args)
 
     def __call__(self, *args: object, timeout: int = 120) -> dict:
         cmd = self.host.run(f"timeout {timeout} {self.command(*args)}")

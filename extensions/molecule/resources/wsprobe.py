@@ -10,14 +10,17 @@ Every command prints one JSON object and exits 0 when it could run; the tests as
   wsprobe.py connects TARGET COUNT             COUNT new connections one after another, each echoing once
   wsprobe.py hold TARGET DIR                   echo, write DIR/ready, wait (<= 600 s) for DIR/go, echo
                                                again, write DIR/result (run it in the background)
-TARGET is a Unix socket path (starts with /) or host:port.
+TARGET is a Unix socket path (starts with /), host:port, or wss://host:port (TLS, trusting the
+certificate file named by $WSPROBE_CAFILE).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -27,10 +30,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect, unix_connect
 
 
+def tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=os.environ["WSPROBE_CAFILE"])
+
+
 def open_ws(target: str, **kwargs):
     kwargs.setdefault("open_timeout", 5)
     if target.startswith("/"):
         return unix_connect(target, "ws://localhost/", **kwargs)
+    if target.startswith("wss://"):
+        return connect(f"{target}/", ssl=tls_context(), **kwargs)
     return connect(f"ws://{target}/", **kwargs)
 
 
@@ -40,8 +49,10 @@ def raw_get(target: str, path: str) -> int:
         sock.settimeout(5)
         sock.connect(target)
     else:
-        host, port = target.rsplit(":", 1)
+        host, port = target.removeprefix("wss://").rsplit(":", 1)
         sock = socket.create_connection((host, int(port)), timeout=5)
+        if target.startswith("wss://"):
+            sock = tls_context().wrap_socket(sock, server_hostname=host)
     with sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
         data = b""

@@ -17,13 +17,23 @@ from conftest import RESOURCES, converge_again, service_log
 if "MOLECULE_INVENTORY_FILE" in os.environ:
     testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
 
-LB = "127.0.0.1:8080"
 SITE = RESOURCES.parent.parent.parent / "playbooks" / "site.yml"
 
 
 @pytest.fixture(scope="module")
 def lb(variables):
     return variables.get("wsfleet_lb", "nginx")
+
+
+@pytest.fixture(scope="module")
+def tls(variables):
+    return bool(variables.get("wsfleet_test_tls_dir"))
+
+
+@pytest.fixture(scope="module")
+def lb_url(tls):
+    """The load balancer's address, as wsprobe takes it."""
+    return "wss://127.0.0.1:8080" if tls else "127.0.0.1:8080"
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +45,11 @@ def config_path(lb):
     return "/etc/nginx/nginx.conf" if lb == "nginx" else "/etc/haproxy/haproxy.cfg"
 
 
-def wait_all_backends_up(host, probe, numprocs, timeout=30):
+def wait_all_backends_up(host, probe, numprocs, lb_url, timeout=30):
     """HAProxy needs a couple of health checks to mark restarted servers up; nginx needs nothing."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(probe("spread", LB, numprocs)["processes"]) == numprocs:
+        if len(probe("spread", lb_url, numprocs)["processes"]) == numprocs:
             return
         time.sleep(1)
     raise AssertionError(f"not every process is reachable through the LB\n{service_log(host)}")
@@ -52,19 +62,26 @@ def test_service_running_and_listening(host, lb):
     assert host.socket("tcp://0.0.0.0:8080").is_listening
 
 
-def test_echo_text_and_binary_through_the_lb(probe):
-    assert probe("echo", LB, "Hello!", "ünïcode ✓")["replies"] == [
+def test_tls_when_enabled_and_plain_refused(host, probe, tls):
+    if not tls:
+        pytest.skip("this scenario serves plain WebSocket; lb_nginx and lb_haproxy_tcp terminate TLS")
+    assert probe("echo", "wss://127.0.0.1:8080", "over TLS")["replies"][0] == "over TLS"
+    assert not probe.ok("echo", "127.0.0.1:8080", "plain")
+
+
+def test_echo_text_and_binary_through_the_lb(probe, lb_url):
+    assert probe("echo", lb_url, "Hello!", "ünïcode ✓")["replies"] == [
         "Hello!", "Hello! (binary)", "ünïcode ✓", "ünïcode ✓ (binary)"
     ]
 
 
-def test_healthz_through_the_lb(probe):
-    assert probe("health", LB)["status"] == 200
+def test_healthz_through_the_lb(probe, lb_url):
+    assert probe("health", lb_url)["status"] == 200
 
 
-def test_least_connections_spreads_over_every_process(host, probe, numprocs):
+def test_least_connections_spreads_over_every_process(host, probe, numprocs, lb_url):
     count = 4 * numprocs
-    out = probe("spread", LB, count)
+    out = probe("spread", lb_url, count)
     spread = out["processes"]
     assert out["echoed"] == count
     assert sorted(spread) == [f"echo_{i:02d}" for i in range(numprocs)], spread
@@ -72,17 +89,17 @@ def test_least_connections_spreads_over_every_process(host, probe, numprocs):
     assert max(spread.values()) <= 2 * fair, spread
 
 
-def test_idle_websocket_outlives_the_guides_timeouts(probe, lb):
+def test_idle_websocket_outlives_the_guides_timeouts(probe, lb, lb_url):
     """Neither the app nor the client pings: only the proxy's own timeouts decide.
 
     The guides' configs cut such a connection: HAProxy's at timeout client/server (30 s), nginx's
     at its default proxy_read_timeout (60 s), so the silence lasts longer than each.
     """
-    out = probe("idle", LB, 65 if lb == "nginx" else 35)
+    out = probe("idle", lb_url, 65 if lb == "nginx" else 35)
     assert out["ok"], out
 
 
-def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(host, probe, lb):
+def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(host, probe, lb, lb_url):
     before = host.file(config_path(lb)).sha256sum
     extra = "nginx_lb_extra_server_directives" if lb == "nginx" else "haproxy_lb_extra_frontend_directives"
     result = converge_again(host, SITE, json.dumps({extra: "wsfleet_no_such_directive on;"}), tags=f"{lb}_lb")
@@ -90,13 +107,13 @@ def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(hos
     assert result.returncode != 0
     assert "wsfleet_no_such_directive" in output, output[-3000:]
     assert host.file(config_path(lb)).sha256sum == before
-    assert probe("echo", LB, "still serving")["replies"][0] == "still serving"
+    assert probe("echo", lb_url, "still serving")["replies"][0] == "still serving"
 
 
-def test_reload_keeps_open_websockets_open_and_echoing(host, probe, lb):
+def test_reload_keeps_open_websockets_open_and_echoing(host, probe, lb, lb_url):
     folder = f"/tmp/hold-{uuid.uuid4().hex[:8]}"
     host.run(f"mkdir -p {folder}")
-    host.run(f"setsid nohup {probe.command('hold', LB, folder)} > {folder}/out 2>&1 &")
+    host.run(f"setsid nohup {probe.command('hold', lb_url, folder)} > {folder}/out 2>&1 &")
     deadline = time.monotonic() + 20
     while not host.file(f"{folder}/ready").exists and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -115,9 +132,9 @@ def test_reload_keeps_open_websockets_open_and_echoing(host, probe, lb):
     assert outcome["ok"], outcome
 
 
-def test_kill_9_of_one_process_new_connections_keep_succeeding(host, probe, numprocs):
-    wait_all_backends_up(host, probe, numprocs)
+def test_kill_9_of_one_process_new_connections_keep_succeeding(host, probe, numprocs, lb_url):
+    wait_all_backends_up(host, probe, numprocs, lb_url)
     pid = host.run("supervisorctl pid echo:echo_01").stdout.strip()
     host.run(f"kill -9 {pid}")
-    out = probe("connects", LB, 100)
+    out = probe("connects", lb_url, 100)
     assert out == {"ok": 100, "failed": 0, "errors": []}, f"{out}\n{service_log(host)}"
