@@ -35,7 +35,7 @@ class Probe:
             host.ansible("copy", f"src={tls_dir}/cert.pem dest={CAFILE} mode=0644", check=False)
 
     def command(self, *args: object) -> str:
-        return f"WSPROBE_CAFILE={CAFILE} {PYTHON} {PROBE} " + " ".join(shlex.quote(str(a)) for a in args)
+        return f"env WSPROBE_CAFILE={CAFILE} {PYTHON} {PROBE} " + " ".join(shlex.quote(str(a)) for a in args)
 
     def __call__(self, *args: object, timeout: int = 120) -> dict:
         cmd = self.host.run(f"timeout {timeout} {self.command(*args)}")
