@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import re
 import signal
 import socket
@@ -27,7 +28,7 @@ def test_echoes_text_and_binary_unchanged(server: EchoServer) -> None:
 
 def test_handshake_names_the_serving_process(server: EchoServer) -> None:
     with server.connect() as ws:
-        assert ws.response.headers["X-Wsfleet-Process"] == f"pid-{server.process.pid}"
+        assert ws.response.headers["X-Wsfleet-Process"] == f"{socket.gethostname()}/pid-{server.process.pid}"
 
 
 def test_many_messages_keep_order(server: EchoServer) -> None:
@@ -178,7 +179,7 @@ def test_supervisor_process_name_picks_socket_and_port(start_server, tmp_path) -
         unix_path=str(tmp_path / "echo_03.sock"),
     )
     with by_dir.connect() as ws:
-        assert ws.response.headers["X-Wsfleet-Process"] == "echo_03"
+        assert ws.response.headers["X-Wsfleet-Process"] == f"{socket.gethostname()}/echo_03"
         ws.send("dir")
         assert ws.recv(timeout=5) == "dir"
 

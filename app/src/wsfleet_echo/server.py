@@ -8,6 +8,7 @@ import itertools
 import logging
 import os
 import signal
+import socket
 import stat
 import sys
 from collections.abc import Sequence
@@ -74,8 +75,12 @@ PROCESS_HEADER = "X-Wsfleet-Process"
 
 
 def process_name() -> str:
-    """Which process serves a connection: supervisord's process name, else the PID."""
-    return os.environ.get("SUPERVISOR_PROCESS_NAME") or f"pid-{os.getpid()}"
+    """Which process serves a connection: ``<hostname>/<supervisord process name, else pid-PID>``.
+
+    The host name tells the processes of different app hosts apart behind one load balancer.
+    """
+    process = os.environ.get("SUPERVISOR_PROCESS_NAME") or f"pid-{os.getpid()}"
+    return f"{socket.gethostname()}/{process}"
 
 
 def process_response(connection: ServerConnection, request: Request, response: Response) -> None:
