@@ -72,6 +72,37 @@ def test_bad_inventory_fails_with_a_message_naming_the_host(hostvars, message) -
         backend_endpoints(["app"], hostvars, "lb")
 
 
+def test_boot_sized_instance_seen_from_itself_is_one_pattern_without_its_host_name() -> None:
+    hostvars = {"builder-7": {"supervisord_numprocs": "boot"}}
+    (endpoint,) = backend_endpoints(["builder-7"], hostvars, "builder-7")
+    assert endpoint["boot"] is True
+    assert endpoint["unix"] == "/run/wsfleet/echo_{NN}.sock"
+    assert endpoint["name"] == "echo_{NN}" and endpoint["process"] == "echo_{NN}"
+    assert "builder" not in endpoint["name"] + endpoint["unix"]
+
+
+def test_boot_sized_instances_seen_from_a_front_lb_are_their_own_load_balancers() -> None:
+    hostvars = {
+        "i-1": {"supervisord_numprocs": "boot", "wsfleet_backend_address": "10.0.0.21"},
+        "i-2": {"supervisord_numprocs": "boot", "wsfleet_backend_address": "10.0.0.22", "wsfleet_lb": "haproxy", "haproxy_lb_port": 9000},
+    }
+    endpoints = backend_endpoints(["i-1", "i-2"], hostvars, "front")
+    assert [(e["name"], e["hostport"], e["boot"]) for e in endpoints] == [("i_1", "10.0.0.21:8080", False), ("i_2", "10.0.0.22:9000", False)]
+
+
+@pytest.mark.parametrize(
+    ("hostvars", "hosts", "message"),
+    [
+        ({"b": {"supervisord_numprocs": "boot", "supervisord_listen": "tcp"}}, ["b"], "needs supervisord_listen=unix"),
+        ({"b": {"supervisord_numprocs": "boot"}, "a": {"supervisord_numprocs": 1, "supervisord_listen": "tcp", "supervisord_bind_address": "10.0.0.5"}}, ["b", "a"], "cannot also have other backend hosts"),
+        ({"i": {"supervisord_numprocs": "boot", "wsfleet_lb": "traefik"}}, ["i"], "allowed: nginx, haproxy"),
+    ],
+)
+def test_boot_sizing_misuse_fails_with_a_message(hostvars, hosts, message) -> None:
+    with pytest.raises(AnsibleFilterError, match=message):
+        backend_endpoints(hosts, hostvars, "b")
+
+
 def test_empty_group_is_an_error() -> None:
     with pytest.raises(AnsibleFilterError, match="no hosts"):
         backend_endpoints([], {}, "lb")

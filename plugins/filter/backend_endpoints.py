@@ -15,6 +15,12 @@ description:
     another host over C(address:port), which needs C(supervisord_listen=tcp) on that host and a
     bind address the load balancer can reach.
   - Both load balancer roles use it, so nobody types a server list.
+  - A host with C(supervisord_numprocs=boot) (an auto-scaling image, see C(playbooks/bake.yml))
+    resolves its process count at boot. Seen from itself it gives one endpoint whose C(boot) is
+    true and whose names and socket path hold the placeholder C({NN}): the load balancer roles
+    write it to a file that the instance expands into one server per process at boot. Seen from
+    another host it gives one endpoint, the instance's own load balancer (C(address:port), the port
+    of its C(wsfleet_lb) kind).
 positional: hostvars, lb_host
 options:
   _input:
@@ -68,6 +74,9 @@ _value:
     hostport:
       description: C(address:port) (IPv6 addresses in brackets), or null for a Unix socket.
       type: str
+    boot:
+      description: True for the one endpoint of a boot-sized instance seen from itself (a pattern with C({NN})).
+      type: bool
 """
 
 import re
@@ -78,15 +87,30 @@ from typing import Any
 import yaml
 from ansible.errors import AnsibleFilterError
 
-# The supervisord role's defaults are the one source of the values a host does not override.
-_ROLE_DEFAULTS = Path(__file__).resolve().parents[2] / "roles" / "supervisord" / "defaults" / "main.yml"
+# The roles' defaults are the one source of the values a host does not override.
+_ROLES = Path(__file__).resolve().parents[2] / "roles"
+_ROLE_DEFAULTS = _ROLES / "supervisord" / "defaults" / "main.yml"
+BOOT = "boot"
+PLACEHOLDER = "{NN}"
 _WILDCARDS = {"0.0.0.0", "::", "", "*"}
 _LOOPBACK = re.compile(r"^(127\.|::1$|localhost$)")
 
 
-def _role_defaults() -> dict[str, Any]:
-    with _ROLE_DEFAULTS.open() as handle:
+def _role_defaults(path: Path = _ROLE_DEFAULTS) -> dict[str, Any]:
+    with path.open() as handle:
         return yaml.safe_load(handle)
+
+
+def _instance_port(host: str, host_vars: Mapping[str, Any]) -> int:
+    """The port of a boot-sized instance's own load balancer (nginx_lb_port or haproxy_lb_port)."""
+    kind = str(host_vars.get("wsfleet_lb") or "nginx")
+    if kind not in ("nginx", "haproxy"):
+        raise AnsibleFilterError(f"backend_endpoints: wsfleet_lb of {host!r} is {kind!r} (allowed: nginx, haproxy)")
+    name = f"{kind}_lb_port"
+    value = host_vars.get(name)
+    if value is None:
+        value = _role_defaults(_ROLES / f"{kind}_lb" / "defaults" / "main.yml")[name]
+    return int(value)
 
 
 def _setting(host_vars: Mapping[str, Any], defaults: Mapping[str, Any], name: str) -> Any:
@@ -95,8 +119,10 @@ def _setting(host_vars: Mapping[str, Any], defaults: Mapping[str, Any], name: st
     return defaults[name]
 
 
-def _numprocs(host: str, host_vars: Mapping[str, Any]) -> int:
+def _numprocs(host: str, host_vars: Mapping[str, Any]) -> int | str:
     value = host_vars.get("supervisord_numprocs") if "supervisord_numprocs" in host_vars else None
+    if value == BOOT:
+        return BOOT
     if value is None or (isinstance(value, str) and "{{" in value):
         facts = host_vars.get("ansible_facts") or {}
         value = facts.get("processor_vcpus")
@@ -108,7 +134,7 @@ def _numprocs(host: str, host_vars: Mapping[str, Any]) -> int:
     try:
         count = int(value)
     except (TypeError, ValueError):
-        raise AnsibleFilterError(f"backend_endpoints: supervisord_numprocs of {host!r} is {value!r}, not an integer") from None
+        raise AnsibleFilterError(f"backend_endpoints: supervisord_numprocs of {host!r} is {value!r}, not an integer or {BOOT!r}") from None
     if count < 1:
         raise AnsibleFilterError(f"backend_endpoints: supervisord_numprocs of {host!r} is {count}; it must be >= 1")
     return count
@@ -132,6 +158,22 @@ def _remote_address(host: str, host_vars: Mapping[str, Any], bind: str) -> str:
     return host
 
 
+def _endpoint(name: str, host: str, process: str | None, unix: str | None, address: str | None, port: int | None) -> dict[str, Any]:
+    hostport = None
+    if address is not None:
+        hostport = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    return {
+        "name": re.sub(r"[^A-Za-z0-9_]", "_", name),
+        "host": host,
+        "process": process,
+        "unix": unix,
+        "address": address,
+        "port": port,
+        "hostport": hostport,
+        "boot": False,
+    }
+
+
 def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host: str) -> list[dict[str, Any]]:
     if isinstance(hosts, str) or not isinstance(hosts, Sequence):
         raise AnsibleFilterError(f"backend_endpoints: expects a list of host names, got {type(hosts).__name__}")
@@ -145,6 +187,12 @@ def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host
         listen = str(_setting(host_vars, defaults, "supervisord_listen"))
         count = _numprocs(host, host_vars)
         local = host == lb_host
+        if count == BOOT and not local:
+            # A boot-sized instance balances over its own processes: reach its load balancer.
+            address = _remote_address(host, host_vars, "0.0.0.0")
+            port = _instance_port(host, host_vars)
+            endpoints.append(_endpoint(host, host, None, None, address, port))
+            continue
         if listen == "unix":
             if not local:
                 raise AnsibleFilterError(
@@ -153,29 +201,34 @@ def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host
                 )
             socket_dir = str(_setting(host_vars, defaults, "supervisord_socket_dir")).rstrip("/")
         elif listen == "tcp":
+            if count == BOOT:
+                raise AnsibleFilterError(
+                    f"backend_endpoints: app host {host!r} sizes itself at boot (supervisord_numprocs=boot), "
+                    "which needs supervisord_listen=unix"
+                )
             port_base = int(_setting(host_vars, defaults, "supervisord_port_base"))
             bind = str(_setting(host_vars, defaults, "supervisord_bind_address"))
             address = ("127.0.0.1" if bind in _WILDCARDS else bind) if local else _remote_address(host, host_vars, bind)
         else:
             raise AnsibleFilterError(f"backend_endpoints: supervisord_listen of {host!r} is {listen!r} (allowed: unix, tcp)")
+        if count == BOOT:
+            process = f"{program}_{PLACEHOLDER}"
+            endpoint = _endpoint(f"{program}_", host, process, f"{socket_dir}/{process}.sock", None, None)
+            endpoint["name"] += PLACEHOLDER  # no host name: the image must not carry the build host's
+            endpoint["boot"] = True
+            endpoints.append(endpoint)
+            continue
         for number in range(count):
             process = f"{program}_{number:02d}"
-            endpoint: dict[str, Any] = {
-                "name": re.sub(r"[^A-Za-z0-9_]", "_", f"{host}_{process}"),
-                "host": host,
-                "process": process,
-                "unix": None,
-                "address": None,
-                "port": None,
-                "hostport": None,
-            }
             if listen == "unix":
-                endpoint["unix"] = f"{socket_dir}/{process}.sock"
+                endpoints.append(_endpoint(f"{host}_{process}", host, process, f"{socket_dir}/{process}.sock", None, None))
             else:
-                endpoint["address"] = address
-                endpoint["port"] = port_base + number
-                endpoint["hostport"] = f"[{address}]:{port_base + number}" if ":" in address else f"{address}:{port_base + number}"
-            endpoints.append(endpoint)
+                endpoints.append(_endpoint(f"{host}_{process}", host, process, None, address, port_base + number))
+    if any(e["boot"] for e in endpoints) and len(endpoints) > 1:
+        raise AnsibleFilterError(
+            f"backend_endpoints: {lb_host!r} sizes its processes at boot (supervisord_numprocs=boot) and balances "
+            "only over them; it cannot also have other backend hosts"
+        )
     if not endpoints:
         raise AnsibleFilterError("backend_endpoints: the backend group has no hosts; the load balancer would have no servers")
     return endpoints

@@ -1,0 +1,191 @@
+"""N servers behind one load balancer: spread, health, rolling restart, scale out/in, a host down.
+
+Every check runs from the load balancer host with the real websockets client (wsprobe and
+wsfleet-load, from the app package installed there by prepare_fleet.yml). The tests run in file
+order and each leaves the fleet as it found it (app1 with 3 processes, app2 with 2; app3 spare).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+from conftest import RESOURCES, service_log
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = AnsibleRunner(INVENTORY)
+testinfra_hosts = RUNNER.get_hosts("lb")
+PLAYBOOKS = RESOURCES.parent.parent.parent / "playbooks"
+LB_URL = "127.0.0.1:8080"
+LOAD = "/opt/wsfleet-echo/venv/bin/wsfleet-load"
+
+
+def app_host(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def app_names() -> list[str]:
+    return RUNNER.get_hosts("app")
+
+
+def spare_name() -> str:
+    return RUNNER.get_hosts("spare")[0]
+
+
+def expected_processes(hosts: list[str]) -> list[str]:
+    out = []
+    for name in hosts:
+        count = int(RUNNER.get_variables(name)["supervisord_numprocs"])
+        out += [f"{name}/echo_{i:02d}" for i in range(count)]
+    return sorted(out)
+
+
+def playbook(name: str, tmp_path: Path, groups: dict[str, list[str]] | None = None, *extra: str) -> subprocess.CompletedProcess:
+    """Run one of the collection's playbooks on the whole fleet, with hosts added to groups."""
+    args = ["ansible-playbook", "-i", INVENTORY]
+    if groups:
+        extra_inventory = tmp_path / "extra_inventory.yml"
+        children = {group: {"hosts": {host: {} for host in hosts}} for group, hosts in groups.items()}
+        extra_inventory.write_text(json.dumps({"all": {"children": children}}))
+        args += ["-i", str(extra_inventory)]
+    for value in extra:
+        args += ["-e", value]
+    result = subprocess.run([*args, str(PLAYBOOKS / name)], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
+    return result
+
+
+class Load:
+    """wsfleet-load in the background on the load balancer host; stop() ends it and returns its JSON."""
+
+    def __init__(self, host, *args: object) -> None:
+        self.host = host
+        self.out = f"/tmp/wsfleet-load-{time.monotonic_ns()}"
+        argv = " ".join(str(a) for a in args)
+        cmd = host.run(f"nohup {LOAD} --json --workers 2 {argv} >{self.out}.json 2>{self.out}.err & echo $! >{self.out}.pid")
+        assert cmd.rc == 0, cmd.stderr
+
+    def wait_open(self, count: int, timeout: float = 60) -> None:
+        """Wait until the client reports count open connections (its progress line on stderr)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            progress = self.host.run(f"tail -c 400 {self.out}.err").stdout
+            if f"open {count:,} " in progress.rsplit("\r", 1)[-1]:
+                return
+            time.sleep(0.5)
+        pytest.fail(f"wsfleet-load did not open {count} connections: {progress}")
+
+    def stop(self) -> dict:
+        self.host.run(f"kill -INT $(cat {self.out}.pid)")
+        for _ in range(60):
+            if self.host.run(f"kill -0 $(cat {self.out}.pid)").rc != 0:
+                break
+            time.sleep(0.5)
+        text = self.host.file(f"{self.out}.json").content_string
+        assert text.strip(), self.host.file(f"{self.out}.err").content_string
+        return json.loads(text)
+
+
+def test_the_load_balancer_has_every_process_of_every_app_host(host, variables):
+    wanted = len(expected_processes(app_names()))
+    if variables.get("wsfleet_lb") == "haproxy":
+        servers = [line for line in host.file("/etc/haproxy/haproxy.cfg").content_string.splitlines() if line.strip().startswith("server ")]
+    else:
+        servers = [line for line in host.file("/etc/nginx/nginx.conf").content_string.splitlines() if line.strip().startswith("server 172.")]
+    assert len(servers) == wanted == 5, servers
+
+
+def test_healthz_of_every_backend_from_the_lb_host(probe):
+    for name in app_names():
+        vars_ = RUNNER.get_variables(name)
+        for i in range(int(vars_["supervisord_numprocs"])):
+            assert probe("health", f"{vars_['wsfleet_backend_address']}:{8000 + i}") == {"status": 200}, (name, i)
+    assert probe("health", LB_URL) == {"status": 200}
+
+
+def test_echo_and_least_connections_over_all_five_processes(probe):
+    assert probe("echo", LB_URL, "Hello!")["replies"] == ["Hello!", "Hello! (binary)"]
+    processes = expected_processes(app_names())
+    out = probe("spread", LB_URL, 10 * len(processes))
+    spread = out["processes"]
+    assert out["echoed"] == 10 * len(processes)
+    assert sorted(spread) == processes, spread  # every process of every host, and nothing else
+    assert min(spread.values()) >= 5 and max(spread.values()) <= 20, spread  # none starved, none above 2x
+
+
+def test_rolling_restart_closes_with_1012_and_reconnecting_clients_never_fail(host, tmp_path):
+    """A reconnecting client population runs through the whole rolling restart."""
+    before = {name: app_host(name).run("supervisorctl pid echo:*").stdout.split() for name in app_names()}
+    load = Load(host, f"ws://{LB_URL}/", "--connections 40 --ramp-rate 200 --rate 2 --duration 900 --reconnect --progress")
+    load.wait_open(40)
+    playbook("rolling_restart.yml", tmp_path)
+    time.sleep(3)  # the last restarted process's clients reconnect
+    report = load.stop()
+    after = {name: app_host(name).run("supervisorctl pid echo:*").stdout.split() for name in app_names()}
+    for name in app_names():  # every process restarted: all PIDs are new
+        assert not set(before[name]) & set(after[name]), (name, before[name], after[name])
+        assert len(after[name]) == len(before[name])
+    closes = {int(code): count for code, count in report["closes"]["by_code"].items()}
+    assert closes.get(1012, 0) >= 1, report  # clients of restarted processes were told "service restart"
+    assert set(closes) <= {1001, 1012}, report  # never 1006 (abnormal) or anything else
+    assert report["closes"]["abnormal"] == 0 and report["closes"]["other"] == 0, report
+    assert report["handshakes"]["failed"] == 0, report  # no failed handshake while reconnecting
+    assert report["handshakes"]["ok"] >= 40 + closes[1012], report  # and every reconnect succeeded
+    assert not report["errors"], report
+
+
+def test_scale_out_keeps_open_connections_and_reaches_the_new_host(host, probe, tmp_path):
+    spare = spare_name()
+    load = Load(host, f"ws://{LB_URL}/", "--connections 20 --ramp-rate 200 --rate 1 --duration 900 --progress")
+    load.wait_open(20)
+    try:
+        playbook("scale.yml", tmp_path, {"app": [spare]})
+        time.sleep(2)
+        report = load.stop()
+        assert (report["handshakes"]["ok"], report["handshakes"]["failed"]) == (20, 0), report
+        assert report["open_at_end"] == 20 and not report["closes"]["by_code"], report  # opened before, still open
+        assert report["messages"]["round_trips"] > 0 and not report["errors"], report  # and still echoing
+        processes = expected_processes([*app_names(), spare])
+        spread = probe("spread", LB_URL, 10 * len(processes))["processes"]
+        assert sorted(spread) == processes, spread  # new connections reach the new host
+    finally:
+        # Scale in again (and test it): the spare host's processes stop with 1001, clients move.
+        load = Load(host, f"ws://{LB_URL}/", "--connections 35 --ramp-rate 200 --rate 1 --duration 900 --progress")
+        load.wait_open(35)
+        playbook("scale.yml", tmp_path, {"retired": [spare]})
+        time.sleep(2)
+        report = load.stop()
+    on_spare = sum(count for name, count in report["spread"].items() if name.startswith(f"{spare}/"))
+    assert on_spare >= 1, report  # least_conn sent some of the 35 to the then-new host
+    assert report["closes"]["by_code"] == {"1001": on_spare}, report  # only those were closed, with 1001
+    assert report["open_at_end"] == 35 - on_spare, report  # connections to the other hosts untouched
+    assert report["handshakes"]["failed"] == 0 and not report["errors"], report
+    spread = probe("spread", LB_URL, 50)["processes"]
+    assert sorted(spread) == expected_processes(app_names()), spread
+    assert app_host(spare).run("supervisorctl status echo:").stdout.count("STOPPED") == 2
+
+
+def test_a_stopped_app_host_drops_out_and_comes_back(host, probe):
+    down = app_names()[-1]
+    container = down  # molecule names each container after its platform
+    subprocess.run(["docker", "stop", "-t", "5", container], check=True, capture_output=True)
+    try:
+        out = probe("connects", LB_URL, 100, timeout=600)
+        assert out["ok"] == 100, (out, service_log(host))
+    finally:
+        subprocess.run(["docker", "start", container], check=True, capture_output=True)
+    wanted = expected_processes(app_names())
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        spread = probe("spread", LB_URL, 30)["processes"]
+        if sorted(spread) == wanted:
+            break
+        time.sleep(3)
+    assert sorted(spread) == wanted, (spread, service_log(host))
