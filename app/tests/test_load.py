@@ -128,6 +128,23 @@ def test_idle_hold_keeps_every_connection_open_then_closes_with_1000(start_serve
     assert opened(server) == 40
 
 
+def test_sigterm_ends_a_background_run_early_with_its_report(start_server) -> None:
+    """How scripts stop a long hold: SIGTERM (a shell leaves SIGINT ignored in background jobs)."""
+    server = start_server("unix")
+    client = start_load("--json", "--progress", "--unix", server.unix_path, "-c", "10", "--rate", "1", "-d", "600")
+    wait_for(lambda: opened(server) == 10, "10 connections")
+    time.sleep(1.5)
+    started = time.monotonic()
+    client.send_signal(signal.SIGTERM)
+    code, stdout, stderr = finish(client)
+    assert time.monotonic() - started < 10
+    report = json.loads(stdout)
+    assert code == 1 and report["completed"] is False, report
+    assert report["handshakes"] == {"ok": 10, "failed": 0, "failed_by_reason": {}}, report
+    assert report["open_at_end"] == 10 and report["closes"]["by_code"] == {}, report
+    assert report["messages"]["total_round_trips"] >= 10, report
+
+
 @pytest.mark.parametrize(("sig", "code", "exit_code"), [(signal.SIGTERM, "1001", 0), (signal.SIGKILL, "1006", 1)])
 def test_server_closes_are_counted_by_code(start_server, sig: int, code: str, exit_code: int) -> None:
     kept, ended = start_server("unix"), start_server("tcp", close_timeout=2)

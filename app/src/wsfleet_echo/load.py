@@ -50,6 +50,7 @@ import multiprocessing
 import os
 import queue as queue_module
 import resource
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -515,6 +516,10 @@ def format_summary(report: dict[str, Any]) -> str:
     return "\n".join(f"{name:<14} {value}" for name, value in rows)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, check, run, report; the exit status is 0 (clean run), 1 (failures) or 2 (bad arguments)."""
     parser = build_parser()
@@ -526,6 +531,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     progress = sys.stderr if args.progress or sys.stderr.isatty() else None
+    # Ctrl-C, or SIGTERM (how scripts stop a run in the background, where the shell leaves SIGINT
+    # ignored), ends the run early; the report covers what ran.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     run = Run(plan, progress)
     report = build_report(plan, run, run.execute())
     print(json.dumps(report, indent=2) if args.json else format_summary(report))
