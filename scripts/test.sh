@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: everything, from a clean Debian 12 machine, with each phase timed.
-#   Phases: venv, unit, lint, build, engine, images, molecule (Debian 12), molecule (Debian 13).
+#   Phases: venv, unit, lint, build, engine, images, molecule (Debian 12), the fleet and bake
+#   scenarios again with HAProxy (Debian 12), molecule (Debian 13).
 #   Every scenario runs on Debian 12. WSFLEET_MOLECULE_D13 lists those also run on Debian 13 ("all",
 #   or names); the default covers Python 3.13 wheels and trixie's nginx and HAProxy and keeps CI well
 #   inside its 90 minutes.
@@ -49,6 +50,12 @@ unit() { python -m pytest app -q && python -m pytest tests -q; }
 lint() { yamllint --strict . && ansible-lint; }
 build() { rm -rf build && ansible-galaxy collection build --output-path build/ .; }
 molecule_all() { WSFLEET_DEBIAN=12 molecule test --all; }
+# The scenarios that take the load balancer kind from the environment, run again with HAProxy
+# (fleet: HAProxy in front of the app hosts; bake: HAProxy inside the image, nginx in front).
+molecule_haproxy() {
+  WSFLEET_DEBIAN=12 WSFLEET_FLEET_LB=haproxy molecule test -s fleet
+  WSFLEET_DEBIAN=12 WSFLEET_BAKE_LB=haproxy molecule test -s bake
+}
 molecule_d13() {
   local list=${WSFLEET_MOLECULE_D13:-default app_unix lb_nginx lb_haproxy}
   if [ "$list" = all ]; then
@@ -66,4 +73,5 @@ phase build build
 phase engine scripts/docker-engine.sh start
 phase images scripts/build-images.sh bookworm trixie
 phase "molecule debian12" molecule_all
+phase "molecule debian12 haproxy" molecule_haproxy
 phase "molecule debian13" molecule_d13

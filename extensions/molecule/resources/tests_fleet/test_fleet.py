@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -33,6 +34,11 @@ def app_host(name: str):
 
 def app_names() -> list[str]:
     return RUNNER.get_hosts("app")
+
+
+def pids(name: str) -> list[str]:
+    """PIDs of the program's RUNNING processes on an app host."""
+    return re.findall(r"RUNNING +pid (\d+)", app_host(name).run("supervisorctl status echo:").stdout)
 
 
 def spare_name() -> str:
@@ -122,23 +128,23 @@ def test_echo_and_least_connections_over_all_five_processes(probe):
 
 def test_rolling_restart_closes_with_1012_and_reconnecting_clients_never_fail(host, tmp_path):
     """A reconnecting client population runs through the whole rolling restart."""
-    before = {name: app_host(name).run("supervisorctl pid echo:*").stdout.split() for name in app_names()}
+    before = {name: pids(name) for name in app_names()}
     load = Load(host, f"ws://{LB_URL}/", "--connections 40 --ramp-rate 200 --rate 2 --duration 900 --reconnect --progress")
     load.wait_open(40)
     playbook("rolling_restart.yml", tmp_path)
     time.sleep(3)  # the last restarted process's clients reconnect
     report = load.stop()
-    after = {name: app_host(name).run("supervisorctl pid echo:*").stdout.split() for name in app_names()}
+    after = {name: pids(name) for name in app_names()}
     for name in app_names():  # every process restarted: all PIDs are new
         assert not set(before[name]) & set(after[name]), (name, before[name], after[name])
-        assert len(after[name]) == len(before[name])
+        assert len(after[name]) == len(before[name]) == int(RUNNER.get_variables(name)["supervisord_numprocs"])
     closes = {int(code): count for code, count in report["closes"]["by_code"].items()}
-    assert closes.get(1012, 0) >= 1, report  # clients of restarted processes were told "service restart"
-    assert set(closes) <= {1001, 1012}, report  # never 1006 (abnormal) or anything else
-    assert report["closes"]["abnormal"] == 0 and report["closes"]["other"] == 0, report
-    assert report["handshakes"]["failed"] == 0, report  # no failed handshake while reconnecting
-    assert report["handshakes"]["ok"] >= 40 + closes[1012], report  # and every reconnect succeeded
-    assert not report["errors"], report
+    assert closes.get(1012, 0) >= 1, json.dumps(report)  # clients of restarted processes were told "service restart"
+    assert set(closes) <= {1001, 1012}, json.dumps(report)  # never 1006 (abnormal) or anything else
+    assert report["closes"]["abnormal"] == 0 and report["closes"]["other"] == 0, json.dumps(report)
+    assert report["handshakes"]["failed"] == 0, json.dumps(report)  # no failed handshake while reconnecting
+    assert report["handshakes"]["ok"] >= 40 + closes[1012], json.dumps(report)  # and every reconnect succeeded
+    assert not report["errors"], json.dumps(report)
 
 
 def test_scale_out_keeps_open_connections_and_reaches_the_new_host(host, probe, tmp_path):
@@ -149,9 +155,9 @@ def test_scale_out_keeps_open_connections_and_reaches_the_new_host(host, probe, 
         playbook("scale.yml", tmp_path, {"app": [spare]})
         time.sleep(2)
         report = load.stop()
-        assert (report["handshakes"]["ok"], report["handshakes"]["failed"]) == (20, 0), report
-        assert report["open_at_end"] == 20 and not report["closes"]["by_code"], report  # opened before, still open
-        assert report["messages"]["round_trips"] > 0 and not report["errors"], report  # and still echoing
+        assert (report["handshakes"]["ok"], report["handshakes"]["failed"]) == (20, 0), json.dumps(report)
+        assert report["open_at_end"] == 20 and not report["closes"]["by_code"], json.dumps(report)  # opened before, still open
+        assert report["messages"]["round_trips"] > 0 and not report["errors"], json.dumps(report)  # and still echoing
         processes = expected_processes([*app_names(), spare])
         spread = probe("spread", LB_URL, 10 * len(processes))["processes"]
         assert sorted(spread) == processes, spread  # new connections reach the new host
@@ -163,10 +169,10 @@ def test_scale_out_keeps_open_connections_and_reaches_the_new_host(host, probe, 
         time.sleep(2)
         report = load.stop()
     on_spare = sum(count for name, count in report["spread"].items() if name.startswith(f"{spare}/"))
-    assert on_spare >= 1, report  # least_conn sent some of the 35 to the then-new host
-    assert report["closes"]["by_code"] == {"1001": on_spare}, report  # only those were closed, with 1001
-    assert report["open_at_end"] == 35 - on_spare, report  # connections to the other hosts untouched
-    assert report["handshakes"]["failed"] == 0 and not report["errors"], report
+    assert on_spare >= 1, json.dumps(report)  # least_conn sent some of the 35 to the then-new host
+    assert report["closes"]["by_code"] == {"1001": on_spare}, json.dumps(report)  # only those were closed, with 1001
+    assert report["open_at_end"] == 35 - on_spare, json.dumps(report)  # connections to the other hosts untouched
+    assert report["handshakes"]["failed"] == 0 and not report["errors"], json.dumps(report)
     spread = probe("spread", LB_URL, 50)["processes"]
     assert sorted(spread) == expected_processes(app_names()), spread
     assert app_host(spare).run("supervisorctl status echo:").stdout.count("STOPPED") == 2
