@@ -74,6 +74,10 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("supervisord", "supervisord_stopwaitsecs=5", ["supervisord_stopwaitsecs (5) must be greater than"]),
         ("nginx_lb", "nginx_lb_balance=fastest", ["nginx_lb_balance", "fastest"]),
         ("haproxy_lb", "haproxy_lb_timeout_tunnel=30", ["haproxy_lb_timeout_tunnel (30 s) above the app's ping interval"]),
+        # Beyond Linux's default fs.nr_open (1048576 files per process): no host allows it unraised.
+        ("nginx_lb", "wsfleet_target_connections=600000", ["nginx_lb_target_connections (600000", "needs 1201024 open files"]),
+        ("haproxy_lb", "wsfleet_target_connections=600000", ["haproxy_lb_target_connections (600000", "needs 1201088 open files"]),
+        ("supervisord", "supervisord_connections_per_process=1100000", ["supervisord_connections_per_process (1100000)", "needs 1101024"]),
     ],
 )
 def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, extra: str, needles: list[str]) -> None:

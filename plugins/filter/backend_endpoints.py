@@ -79,6 +79,7 @@ _value:
       type: bool
 """
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -91,6 +92,8 @@ from ansible.errors import AnsibleFilterError
 _ROLES = Path(__file__).resolve().parents[2] / "roles"
 _ROLE_DEFAULTS = _ROLES / "supervisord" / "defaults" / "main.yml"
 BOOT = "boot"
+# The fleet-wide sizing variable's default, as the roles' defaults have it (checked by tests/).
+TARGET_CONNECTIONS_DEFAULT = 10000
 PLACEHOLDER = "{NN}"
 _WILDCARDS = {"0.0.0.0", "::", "", "*"}
 _LOOPBACK = re.compile(r"^(127\.|::1$|localhost$)")
@@ -119,13 +122,35 @@ def _setting(host_vars: Mapping[str, Any], defaults: Mapping[str, Any], name: st
     return defaults[name]
 
 
+def _int_setting(host_vars: Mapping[str, Any], name: str) -> int | None:
+    value = host_vars.get(name)
+    if value is None or (isinstance(value, str) and "{{" in value):
+        return None
+    return int(value)
+
+
+def _target(host_vars: Mapping[str, Any]) -> int:
+    for name in ("supervisord_target_connections", "wsfleet_target_connections"):
+        value = _int_setting(host_vars, name)
+        if value is not None:
+            return value
+    return TARGET_CONNECTIONS_DEFAULT
+
+
+def _per_process(host_vars: Mapping[str, Any]) -> int:
+    value = _int_setting(host_vars, "supervisord_connections_per_process")
+    return value if value is not None else int(_role_defaults()["supervisord_connections_per_process"])
+
+
 def _numprocs(host: str, host_vars: Mapping[str, Any]) -> int | str:
     value = host_vars.get("supervisord_numprocs") if "supervisord_numprocs" in host_vars else None
     if value == BOOT:
         return BOOT
     if value is None or (isinstance(value, str) and "{{" in value):
+        # The role's default: max(vCPUs, ceil(target connections / connections per process)).
         facts = host_vars.get("ansible_facts") or {}
-        value = facts.get("processor_vcpus")
+        vcpus = facts.get("processor_vcpus")
+        value = None if vcpus is None else max(int(vcpus), math.ceil(_target(host_vars) / _per_process(host_vars)))
     if value is None:
         raise AnsibleFilterError(
             f"backend_endpoints: app host {host!r} sets no supervisord_numprocs and its facts are not "

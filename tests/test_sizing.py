@@ -1,0 +1,86 @@
+"""Sizing: every limit follows from wsfleet_target_connections (connections one host holds).
+
+The roles' own templates and variable files are rendered by Ansible for 1k, 10k and 100k target
+connections on a host with 4 vCPUs; the test reads the numbers back from the rendered files and
+checks them against the documented arithmetic (README "Sizing"), and that the backend_endpoints
+filter gives the load balancer as many servers as supervisord runs processes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "filter"))
+from backend_endpoints import TARGET_CONNECTIONS_DEFAULT, backend_endpoints  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = (1000, 10000, 100000)
+VCPUS = 4
+PER_PROCESS = 10000  # supervisord_connections_per_process, the measured capacity of one process
+NR_OPEN = 1048576  # Linux's default fs.nr_open: the most files one process may ever open
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[int, dict[str, str]]:
+    out = tmp_path_factory.mktemp("sizing")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(ROOT / "tests" / "render_limits.yml"),
+         "-e", f"out={out}", "-e", f"vcpus={VCPUS}", "-e", "{\"targets\": [" + ", ".join(map(str, TARGETS)) + "]}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return {t: {name: (out / str(t) / name).read_text() for name in ("nginx.conf", "haproxy.cfg", "supervisord.txt")} for t in TARGETS}
+
+
+def number(text: str, pattern: str) -> int:
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, pattern
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_nginx_limits(rendered, target: int) -> None:
+    conf = rendered[target]["nginx.conf"]
+    worker_connections = number(conf, r"^\s*worker_connections (\d+);")
+    assert worker_connections == 2 * target + 512  # a proxied WebSocket is two connections
+    assert number(conf, r"^worker_rlimit_nofile (\d+);") == worker_connections + 512
+    assert number(conf, r"^worker_rlimit_nofile (\d+);") < NR_OPEN
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_haproxy_limits(rendered, target: int) -> None:
+    maxconn = number(rendered[target]["haproxy.cfg"], r"^\s*maxconn (\d+)$")
+    assert maxconn == target + 512
+    files = number(rendered[target]["supervisord.txt"], r"^haproxy_files=(\d+)$")
+    assert files == 2 * maxconn + 64 < NR_OPEN
+
+
+@pytest.mark.parametrize(("target", "processes"), [(1000, VCPUS), (10000, VCPUS), (100000, 10)])
+def test_supervisord_processes_and_minfds(rendered, target: int, processes: int) -> None:
+    text = rendered[target]["supervisord.txt"]
+    assert number(text, r"^numprocs=(\d+)$") == processes == max(VCPUS, math.ceil(target / PER_PROCESS))
+    assert number(text, r"^minfds=(\d+)$") == PER_PROCESS + 1024
+    assert processes * PER_PROCESS >= target  # the processes together hold the target
+
+
+@pytest.mark.parametrize(("target", "processes"), [(1000, VCPUS), (10000, VCPUS), (100000, 10)])
+def test_the_load_balancer_gets_as_many_servers_as_supervisord_runs(target: int, processes: int) -> None:
+    hostvars = {"app1": {"supervisord_listen": "tcp", "supervisord_bind_address": "10.0.0.1",
+                         "wsfleet_target_connections": target, "ansible_facts": {"processor_vcpus": VCPUS}}}
+    assert len(backend_endpoints(["app1"], hostvars, "lb")) == processes
+
+
+def test_the_filter_default_target_is_the_roles_default() -> None:
+    for role, name in (("supervisord", "supervisord_target_connections"), ("nginx_lb", "nginx_lb_target_connections"),
+                       ("haproxy_lb", "haproxy_lb_target_connections")):
+        text = (ROOT / "roles" / role / "defaults" / "main.yml").read_text()
+        assert f"{name}: \"{{{{ wsfleet_target_connections | default({TARGET_CONNECTIONS_DEFAULT}) }}}}\"" in text, role
