@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv test unit lint build engine engine-stop images molecule deploy lock clean
+.PHONY: help venv test unit lint build engine engine-stop images molecule deploy bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ molecule: venv images ## molecule test --all on Debian 12 (WSFLEET_DEBIAN=13 for
 
 deploy: ## Deploy on this machine: nginx on 8080 in front of one echo process per vCPU (WSFLEET_LB=haproxy for HAProxy)
 	@scripts/deploy.sh
+
+bench: venv engine ## Benchmark direct vs our nginx/HAProxy vs the seeds' setup, side by side (25-30 min on 2 busy cores; BENCH_QUICK=1: smoke run)
+	scripts/build-images.sh bookworm
+	python bench/run.py
 
 lock: ## Re-lock requirements.txt from requirements.in in a scratch virtualenv
 	rm -rf .lock-venv && python3 -m venv .lock-venv
