@@ -127,6 +127,19 @@ def test_origin_allow_list(start_server) -> None:
     assert "handshake refused 403" in server.log()
 
 
+def test_x_forwarded_for_from_a_chain_of_proxies_is_logged_whole(start_server) -> None:
+    """nginx in front of HAProxy: the app gets X-Forwarded-For twice (HAProxy adds its own header)."""
+    server = start_server("tcp")
+    chain = [("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-For", "198.51.100.2")]
+    with server.connect(additional_headers=chain) as ws:
+        ws.send("through two proxies")
+        assert ws.recv(timeout=5) == "through two proxies"
+    server.stop()
+    log = server.log()
+    assert "open from 203.0.113.7, 198.51.100.2 path /" in log, log
+    assert "Traceback" not in log and "ERROR" not in log, log
+
+
 def test_client_vanishing_without_close_frame_leaves_no_traceback(start_server) -> None:
     server = start_server("unix")
     ws = server.connect().__enter__()  # left without close(): its socket is reset below

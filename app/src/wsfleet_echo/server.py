@@ -28,11 +28,15 @@ _ids = itertools.count(1)
 
 
 def _peer(connection: ServerConnection) -> str:
-    """Who is on the other end: the proxy's X-Forwarded-For when there is one, else the socket peer."""
+    """Who is on the other end: the proxies' X-Forwarded-For when there is one, else the socket peer.
+
+    A chain of proxies may send the header more than once (HAProxy's ``option forwardfor`` adds a
+    header of its own after the one nginx sent): every value counts, in order, as one list.
+    """
     request = connection.request
-    forwarded = request.headers.get("X-Forwarded-For") if request is not None else None
+    forwarded = request.headers.get_all("X-Forwarded-For") if request is not None else []
     if forwarded:
-        return forwarded
+        return ", ".join(forwarded)
     address = connection.remote_address
     if isinstance(address, tuple) and address:
         return f"{address[0]}:{address[1]}"

@@ -79,6 +79,26 @@ def test_healthz_through_the_lb(probe, lb_url):
     assert probe("health", lb_url)["status"] == 200
 
 
+def test_healthz_fails_at_once_when_no_process_answers(host, probe, numprocs, lb_url):
+    """/healthz means "an app process answers", not "the proxy runs": a cloud health check relies on it.
+
+    Checked right after the processes stop, before HAProxy's own checks (2 x 2 s) mark the servers
+    down: answering from HAProxy's server count would still say 200 then (and at boot).
+    """
+    wait_all_backends_up(host, probe, numprocs, lb_url)
+    assert host.run("supervisorctl stop 'echo:*'").rc == 0
+    try:
+        status = probe("health", lb_url)["status"]
+        assert status in (502, 503), status
+    finally:
+        assert host.run("supervisorctl start 'echo:*'").rc == 0
+    deadline = time.monotonic() + 30
+    while probe("health", lb_url)["status"] != 200:
+        assert time.monotonic() < deadline, service_log(host)
+        time.sleep(0.5)
+    wait_all_backends_up(host, probe, numprocs, lb_url)
+
+
 def test_least_connections_spreads_over_every_process(host, probe, numprocs, lb_url):
     count = 4 * numprocs
     out = probe("spread", lb_url, count)
