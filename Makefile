@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv test unit lint build engine engine-stop images molecule deploy bench lock clean
+.PHONY: help venv test unit lint build engine engine-stop images molecule deploy bench bench-provision lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ deploy: ## Deploy on this machine: nginx on 8080 in front of one echo process pe
 bench: venv engine ## Benchmark direct vs our nginx/HAProxy vs the seeds' setup, side by side (25-30 min on 2 busy cores; BENCH_QUICK=1: smoke run)
 	scripts/build-images.sh bookworm
 	python bench/run.py
+
+bench-provision: venv engine ## Wall time of site.yml on 3 containers: fresh converge, re-runs, pipelining, facts (~15 min; BENCH_PROVISION_ARGS="--baseline REF")
+	scripts/build-images.sh bookworm
+	python bench/provision/run.py $(BENCH_PROVISION_ARGS)
 
 lock: ## Re-lock requirements.txt from requirements.in in a scratch virtualenv
 	rm -rf .lock-venv && python3 -m venv .lock-venv

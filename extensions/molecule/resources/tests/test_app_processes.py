@@ -8,6 +8,8 @@ the scenario's inventory. Also runs as
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -143,6 +145,44 @@ def test_supervisorctl_stop_gives_clients_1001(host, cfg, probe):
     wait_running(host, cfg, name)
     log = host.file(f"{LOGS}/{name}.log").content_string
     assert "Traceback" not in log
+
+
+def changed_count(result) -> int:
+    """Tasks changed, summed over the PLAY RECAP lines (colour codes removed)."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+    return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", plain))
+
+
+def test_changed_app_code_reaches_every_process_and_only_once(host, cfg, probe, variables, tmp_path):
+    """A user's package directory whose code changes (same version) is rebuilt, reinstalled and restarted.
+
+    echo_app caches the built wheel by the directory's content: a change must land on the next run,
+    and the run after it must change nothing.
+    """
+    source = variables.get("echo_app_package", "")
+    if not source or source.endswith(".whl"):
+        pytest.skip("the scenario deploys the bundled echo app; app_custom deploys a package directory")
+    changed = tmp_path / "app"
+    shutil.copytree(source, changed, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    code = next(changed.rglob("__init__.py"))
+    text = code.read_text()
+    assert text.count('f"{greeting}:{text}"') == 2, "the test edits tinyapp's reply format"
+    code.write_text(text.replace('f"{greeting}:{text}"', 'f"{greeting}+:{text}"'))
+    before = {name: host.run(f"supervisorctl pid '{cfg['name']}:{name}'").stdout.strip() for name in statuses(host, cfg)}
+    try:
+        for run, expect_changes in (("new code", True), ("same code again", False)):
+            result = converge_again(host, RESOURCES / "converge_app.yml", f"echo_app_package={changed}")
+            assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+            assert (changed_count(result) > 0) == expect_changes, (run, result.stdout[-4000:])
+        after = {name: host.run(f"supervisorctl pid '{cfg['name']}:{name}'").stdout.strip() for name in statuses(host, cfg)}
+        assert set(after) == set(before) and not set(after.values()) & set(before.values()), (before, after)
+        for target in targets(cfg):
+            assert probe("echo", target, "new")["replies"][0] == cfg["reply_prefix"].replace(":", "+:") + "new"
+    finally:
+        result = converge_again(host, RESOURCES / "converge_app.yml")
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    for target in targets(cfg):
+        assert probe("echo", target, "old")["replies"][0] == f"{cfg['reply_prefix']}old"
 
 
 def test_zz_lowering_numprocs_leaves_exactly_that_many(host, cfg, probe):

@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""Wall time of playbooks/site.yml: a fresh converge, then idempotent re-runs.
+
+Starts three systemd containers (wsfleet-prov-lb, -app1, -app2) from wsfleet/debian-systemd:12 on a
+docker network of their own (wsfleet-prov, 172.29.212.0/24), converges them with site.yml and the
+inventory beside this file, then re-runs site.yml ROUNDS times in each of these variants:
+
+  default        ansible.cfg as it is (pipelining on, the plays' own gather_subset)
+  no-pipelining  ANSIBLE_PIPELINING=false
+  gather-all     the plays with gather_subset: [all] (a copy of site.yml in a temporary directory)
+
+With --baseline REF, the collection as it was at git REF (exported with `git archive` into a
+temporary directory, with a wheel cache of its own) runs the same way, and the two versions
+alternate run by run: first FRESH_ROUNDS fresh converges of each (new containers every time, the
+versions' order swapped each round), then every round re-runs each variant of each version on the
+one fleet, in an order rotated round by round. Whatever else the (shared) machine does then hits
+both versions alike.
+
+Every re-run must report changed=0, and a final `--check` run of each version on the converged fleet
+too; the script exits 1 otherwise. It prints a summary (medians), writes it with every run's figures
+to results/<time>.json, keeps each run's log under results/, and removes its containers and network
+at the end (--keep leaves them running).
+
+    python bench/provision/run.py [--rounds 3] [--fresh-rounds 1] [--baseline REF]
+                                  [--variants default,no-pipelining,gather-all] [--keep] [--label WORD]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+INVENTORY = HERE / "inventory.yml"
+RESULTS = HERE / "results"
+IMAGE = "wsfleet/debian-systemd:12"
+NETWORK = "wsfleet-prov"
+SUBNET = "172.29.212.0/24"
+VARIANTS = ("default", "no-pipelining", "gather-all")
+RECAP = re.compile(
+    r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)"
+)
+PROFILE = re.compile(r"^(.+?) -+ +(\d+\.\d+)s$")
+
+
+@dataclass
+class Version:
+    """One version of the collection: the working tree, or a baseline exported from git."""
+
+    name: str
+    root: Path
+    extra: list[str]  # extra ansible-playbook arguments (the baseline's own wheel cache)
+    gather_all: Path
+
+    def playbook(self, variant: str) -> Path:
+        return self.gather_all if variant == "gather-all" else self.root / "playbooks/site.yml"
+
+
+def hosts() -> dict[str, str]:
+    """Container name -> fleet address, from the inventory."""
+    inv = yaml.safe_load(INVENTORY.read_text())["all"]["children"]
+    return {name: v["wsfleet_backend_address"] for group in inv.values() for name, v in group["hosts"].items()}
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], check=check, text=True, capture_output=True)
+
+
+def remove_fleet() -> None:
+    """Remove this harness's containers and network (by their exact names, nothing else)."""
+    existing = docker("ps", "-a", "--format", "{{.Names}}", check=False).stdout.split()
+    mine = [n for n in hosts() if n in existing]
+    if mine:
+        docker("rm", "-f", *mine, check=False)
+    if docker("network", "inspect", NETWORK, check=False).returncode == 0:
+        docker("network", "rm", NETWORK, check=False)
+
+
+def create_fleet() -> None:
+    remove_fleet()
+    if docker("image", "inspect", IMAGE, check=False).returncode != 0:
+        sys.exit(f"bench-provision: image {IMAGE} is missing: run `make images` (scripts/build-images.sh bookworm)")
+    docker("network", "create", "--subnet", SUBNET, NETWORK)
+    for name, address in hosts().items():
+        docker(
+            "run", "-d", "--name", name, "--hostname", name,
+            "--network", NETWORK, "--ip", address,
+            "--cap-add", "SYS_ADMIN",
+            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+            "--cgroupns", "host",
+            "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--tmpfs", "/run", "--tmpfs", "/run/lock",
+            IMAGE, "/lib/systemd/systemd",
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    for name in hosts():
+        while True:
+            state = docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                break
+            if time.monotonic() > deadline:
+                sys.exit(f"bench-provision: systemd in {name} did not finish booting (state {state!r})")
+            time.sleep(0.5)
+
+
+def gather_all_playbook(root: Path, tmp: Path) -> Path:
+    """The version's site.yml with every play gathering every fact subset."""
+    plays = yaml.safe_load((root / "playbooks/site.yml").read_text())
+    for play in plays:
+        play["gather_subset"] = ["all"]
+    path = tmp / f"site-gather-all-{abs(hash(str(root)))}.yml"
+    path.write_text(yaml.safe_dump(plays, sort_keys=False))
+    return path
+
+
+def export_baseline(ref: str, tmp: Path) -> Path:
+    """The collection as it was at ref, in tmp/baseline (no git metadata is touched)."""
+    dest = tmp / "baseline"
+    dest.mkdir()
+    archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+class LoadSampler:
+    """Samples the 1-minute load average every second while a run lasts."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def play(name: str, version: Version, variant: str, extra: list[str] | None = None) -> dict:
+    """Run one ansible-playbook; return its wall time, recap and profile."""
+    RESULTS.mkdir(exist_ok=True)
+    log = RESULTS / f"{time.strftime('%Y%m%dT%H%M%S')}-{version.name}-{name}.log"
+    cmd = ["ansible-playbook", "-i", str(INVENTORY), str(version.playbook(variant)), *version.extra, *(extra or [])]
+    env = {"ANSIBLE_PIPELINING": "false" if variant == "no-pipelining" else "true"}
+    full_env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(version.root / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
+        "COLUMNS": "160",
+        **env,
+    }
+    with LoadSampler() as load:
+        start = time.monotonic()
+        proc = subprocess.run(cmd, cwd=version.root, env=full_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        wall = time.monotonic() - start
+    log.write_text(f"$ {' '.join(cmd)}\n# env: {env}\n{proc.stdout}")
+    recap = {}
+    profile = []
+    in_recap = False
+    for line in proc.stdout.splitlines():
+        m = RECAP.match(line)
+        if m:
+            keys = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
+            recap[m.group(1)] = dict(zip(keys, map(int, m.groups()[1:])))
+        if line.startswith("TASKS RECAP"):
+            in_recap = True
+        elif in_recap and (m := PROFILE.match(line)):
+            profile.append([m.group(1), float(m.group(2))])
+    result = {
+        "name": name,
+        "version": version.name,
+        "variant": variant,
+        "rc": proc.returncode,
+        "wall_s": round(wall, 2),
+        "load_avg_1m": [round(min(load.samples or [0]), 2), round(max(load.samples or [0]), 2)],
+        "recap": recap,
+        "changed": sum(h["changed"] for h in recap.values()),
+        "profile": profile,
+        "log": str(log.relative_to(ROOT)),
+    }
+    print(
+        f"  {version.name:<8} {name:<22} {wall:7.1f} s  rc={proc.returncode} changed={result['changed']}"
+        f"  load {result['load_avg_1m'][0]}-{result['load_avg_1m'][1]}",
+        flush=True,
+    )
+    if proc.returncode != 0:
+        errors = [line for line in proc.stdout.splitlines() if re.match(r"^(fatal:|\[ERROR\]|ERROR!|\s+msg:)", line)]
+        print("\n".join(errors[-20:]) or proc.stdout[-3000:], f"(log: {log})", sep="\n", file=sys.stderr)
+    return result
+
+
+def summarize(version: str, runs: list[dict], variants: list[str], rounds: int) -> dict:
+    mine = [r for r in runs if r["version"] == version]
+    freshes = sorted((r for r in mine if r["name"].startswith("fresh-")), key=lambda r: r["wall_s"])
+    fresh = freshes[(len(freshes) - 1) // 2]  # the median run (the lower middle one of an even count)
+    check = next(r for r in mine if r["name"] == "check")
+    reruns = {v: sorted((r for r in mine if r["name"].startswith("rerun-") and r["variant"] == v), key=lambda r: r["wall_s"]) for v in variants}
+    medians = {v: round(statistics.median(r["wall_s"] for r in rs), 2) for v, rs in reruns.items()}
+    median_default = reruns["default"][rounds // 2]
+    return {
+        "fresh_s": round(statistics.median(r["wall_s"] for r in freshes), 2),
+        "fresh_runs_s": [r["wall_s"] for r in freshes],
+        "rerun_median_s": medians,
+        "ratio": round(medians["default"] / statistics.median(r["wall_s"] for r in freshes), 3),
+        "tasks_per_host_fresh": fresh["recap"],
+        "tasks_per_host_rerun": median_default["recap"],
+        "check_changed": check["changed"],
+        "targets_met": {"ratio<=0.15": medians["default"] / statistics.median(r["wall_s"] for r in freshes) <= 0.15,
+                        "rerun<=20s": medians["default"] <= 20},
+        # profile_tasks: the wall time of a task over all hosts, in the median default re-run.
+        "rerun_top_tasks": median_default["profile"][:12],
+        "load_avg_1m": [min(r["load_avg_1m"][0] for r in mine), max(r["load_avg_1m"][1] for r in mine)],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="re-runs of each variant (default 3; the median is reported)")
+    parser.add_argument("--fresh-rounds", type=int, default=1, help="fresh converges of each version (default 1; the median is reported)")
+    parser.add_argument("--baseline", metavar="REF", help="also run the collection as it was at this git ref, interleaved")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated re-run variants (default {','.join(VARIANTS)})")
+    parser.add_argument("--label", default="", help="a word stored with the results")
+    parser.add_argument("--keep", action="store_true", help="leave the containers running at the end")
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    if "default" not in variants or set(variants) - set(VARIANTS) or args.rounds < 1 or args.fresh_rounds < 1:
+        parser.error(f"--variants must include default and name only {', '.join(VARIANTS)}; --rounds and --fresh-rounds >= 1")
+
+    tmp = Path(tempfile.mkdtemp(prefix="wsfleet-prov-"))
+    versions = []
+    if args.baseline:
+        base_root = export_baseline(args.baseline, tmp)
+        cache = ["-e", f"echo_app_wheel_cache={HERE / '.cache/wheels-baseline'}"]
+        versions.append(Version("baseline", base_root, cache, gather_all_playbook(base_root, tmp)))
+    versions.append(Version("current", ROOT, [], gather_all_playbook(ROOT, tmp)))
+
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, text=True, capture_output=True).stdout.strip()  # noqa: E731
+    summary: dict = {
+        "label": args.label,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "nproc": os.cpu_count(),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_role_changes": bool(git("status", "--porcelain", "roles", "playbooks")),
+        "baseline": git("rev-parse", "--short", args.baseline) if args.baseline else None,
+        "rounds": args.rounds,
+        "runs": [],
+    }
+    runs = summary["runs"]
+    ok = True
+    try:
+        # Fresh converges alternate the versions' order round by round; re-run rounds rotate the
+        # order of all (version, variant) pairs, so that no pair always runs first or after another.
+        for r in range(1, args.fresh_rounds + 1):
+            for version in versions if r % 2 else versions[::-1]:
+                print(f"bench-provision: fresh converge ({version.name}) of {', '.join(hosts())} on {NETWORK} ({SUBNET})", flush=True)
+                create_fleet()
+                runs.append(play(f"fresh-{r}", version, "default"))
+                if runs[-1]["rc"] != 0:
+                    return 1
+        print("bench-provision: re-runs, interleaved", flush=True)
+        pairs = [(version, variant) for version in versions for variant in variants]
+        for r in range(1, args.rounds + 1):
+            shift = (r - 1) % len(pairs)
+            for version, variant in pairs[shift:] + pairs[:shift]:
+                runs.append(play(f"rerun-{variant}-{r}", version, variant))
+                if runs[-1]["rc"] != 0:
+                    return 1  # a broken fleet (or engine) would fail every run after it
+                ok &= runs[-1]["changed"] == 0
+        for version in versions:
+            runs.append(play("check", version, "default", ["--check"]))
+            ok &= runs[-1]["rc"] == 0 and runs[-1]["changed"] == 0
+    finally:
+        if not args.keep:
+            remove_fleet()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    summary["versions"] = {v.name: summarize(v.name, runs, variants, args.rounds) for v in versions}
+    summary["load_avg_1m"] = [min(r["load_avg_1m"][0] for r in runs), max(r["load_avg_1m"][1] for r in runs)]
+    path = RESULTS / f"{time.strftime('%Y%m%dT%H%M%S')}{'-' + args.label if args.label else ''}.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+
+    print(f"\nbench-provision: nproc {summary['nproc']}, 1-min load average {summary['load_avg_1m'][0]}-{summary['load_avg_1m'][1]} during the runs")
+    for name, s in summary["versions"].items():
+        print(f"{name}:")
+        print(f"  fresh converge            {s['fresh_s']:7.1f} s  (median of {args.fresh_rounds})")
+        for variant, value in s["rerun_median_s"].items():
+            print(f"  re-run {variant:<18} {value:7.1f} s  (median of {args.rounds})")
+        met = {k: "met" if v else "NOT met" for k, v in s["targets_met"].items()}
+        print(f"  re-run / fresh            {s['ratio']:7.3f}   (<= 0.15: {met['ratio<=0.15']}; re-run <= 20 s: {met['rerun<=20s']})")
+        for host, counts in s["tasks_per_host_rerun"].items():
+            print(f"  re-run {host:<18} ok={counts['ok']} changed={counts['changed']} skipped={counts['skipped']}")
+        print(f"  --check on the converged fleet: changed={s['check_changed']}")
+        print("  slowest tasks of the median default re-run:")
+        for task, seconds in s["rerun_top_tasks"]:
+            print(f"    {seconds:6.2f} s  {task}")
+    print(f"results: {path.relative_to(ROOT)}")
+    if not ok:
+        print("bench-provision: a re-run or a check run changed something or failed (see the logs)", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
