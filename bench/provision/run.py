@@ -11,10 +11,10 @@ inventory beside this file, then re-runs site.yml ROUNDS times in each of these 
 
 With --baseline REF, the collection as it was at git REF (exported with `git archive` into a
 temporary directory, with a wheel cache of its own) runs the same way, and the two versions
-alternate run by run: first FRESH_ROUNDS fresh converges of each (new containers every time, the
-versions' order swapped each round), then every round re-runs each variant of each version on the
-one fleet, in an order rotated round by round. Whatever else the (shared) machine does then hits
-both versions alike.
+alternate: first FRESH_ROUNDS fresh converges of each (new containers every time, the versions'
+order swapped each round), then every round each version, in turn, settles the one fleet with an
+untimed run (the versions may install different things) and re-runs each variant, in an order
+rotated round by round. Whatever else the (shared) machine does then hits both versions alike.
 
 Every re-run must report changed=0, and a final `--check` run of each version on the converged fleet
 too; the script exits 1 otherwise. It prints a summary (medians), writes it with every run's figures
@@ -271,8 +271,7 @@ def main() -> int:
     runs = summary["runs"]
     ok = True
     try:
-        # Fresh converges alternate the versions' order round by round; re-run rounds rotate the
-        # order of all (version, variant) pairs, so that no pair always runs first or after another.
+        # Fresh converges alternate the versions' order round by round.
         for r in range(1, args.fresh_rounds + 1):
             for version in versions if r % 2 else versions[::-1]:
                 print(f"bench-provision: fresh converge ({version.name}) of {', '.join(hosts())} on {NETWORK} ({SUBNET})", flush=True)
@@ -281,15 +280,24 @@ def main() -> int:
                 if runs[-1]["rc"] != 0:
                     return 1
         print("bench-provision: re-runs, interleaved", flush=True)
-        pairs = [(version, variant) for version in versions for variant in variants]
         for r in range(1, args.rounds + 1):
-            shift = (r - 1) % len(pairs)
-            for version, variant in pairs[shift:] + pairs[:shift]:
-                runs.append(play(f"rerun-{variant}-{r}", version, variant))
-                if runs[-1]["rc"] != 0:
-                    return 1  # a broken fleet (or engine) would fail every run after it
-                ok &= runs[-1]["changed"] == 0
+            # The versions take turns on the one fleet, first one first in odd rounds. Versions may
+            # install different things (another app wheel, other files), so each turn starts with
+            # an untimed settling run of that version; its timed re-runs must then change nothing.
+            for version in versions if r % 2 else versions[::-1]:
+                if len(versions) > 1:
+                    runs.append(play(f"settle-{r}", version, "default"))
+                    if runs[-1]["rc"] != 0:
+                        return 1
+                shift = (r - 1) % len(variants)
+                for variant in variants[shift:] + variants[:shift]:
+                    runs.append(play(f"rerun-{variant}-{r}", version, variant))
+                    if runs[-1]["rc"] != 0:
+                        return 1  # a broken fleet (or engine) would fail every run after it
+                    ok &= runs[-1]["changed"] == 0
         for version in versions:
+            if runs[-1]["version"] != version.name:  # another version converged the fleet last
+                runs.append(play("settle-check", version, "default"))
             runs.append(play("check", version, "default", ["--check"]))
             ok &= runs[-1]["rc"] == 0 and runs[-1]["changed"] == 0
     finally:
