@@ -28,7 +28,7 @@ def run_role(tmp_path: Path, role: str, *extra: str) -> subprocess.CompletedProc
     for value in extra:
         args += ["-e", value]
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+           "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable)}
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 

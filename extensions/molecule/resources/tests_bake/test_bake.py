@@ -103,6 +103,16 @@ def test_instances_serve_within_seconds_of_boot(instances):
         assert instance["boot_seconds"] < 30, (name, instance, docker("logs", "--tail", "30", name, check=False).stdout)
 
 
+def test_supervisord_was_woken_at_boot(instances):
+    """The unit's ExecStartPost connected to supervisord's control socket (it exits 1 if it never did),
+    and supervisord then spawned its first process without its 1-s idle wait."""
+    for name in instances:
+        shown = docker("exec", name, "systemctl", "show", "supervisor.service", "--property=ExecStartPost").stdout
+        assert "code=exited ; status=0" in shown, (name, shown)
+        log = docker("exec", name, "journalctl", "-b", "-u", "supervisor.service", "-o", "cat", "--no-pager").stdout
+        assert "supervisord started" in log and "spawned: 'echo_00'" in log, (name, log[-2000:])
+
+
 def test_each_instance_runs_its_own_process_count(instances):
     for name, instance in instances.items():
         # Serving means one process answers; the others may still be within supervisord's startsecs.
