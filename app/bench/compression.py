@@ -32,6 +32,9 @@ CONFIGS = {
     "none+uvloop": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "true"},
     "deflate+uvloop": {"WSFLEET_COMPRESSION": "deflate", "WSFLEET_UVLOOP": "true"},
     "none+asyncio": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "false"},
+    # The other configurations run without keepalive pings; this one with the app's default (20 s):
+    # websockets keeps one task per connection for them.
+    "none+uvloop+pings": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "true", "WSFLEET_PING_INTERVAL": "20"},
 }
 MESSAGE = "x" * 200 + "".join(chr(97 + i % 26) for i in range(56))  # 256 bytes, mildly compressible
 
@@ -45,7 +48,8 @@ def rss_kib(pid: int) -> int:
 
 def start(path: str, env_extra: dict[str, str]) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WSFLEET_")}
-    env.update(env_extra, WSFLEET_SOCKET=path, WSFLEET_LOG_LEVEL="WARNING", WSFLEET_PING_INTERVAL="0")
+    env.update({"WSFLEET_SOCKET": path, "WSFLEET_LOG_LEVEL": "WARNING", "WSFLEET_PING_INTERVAL": "0"})
+    env.update(env_extra)
     proc = subprocess.Popen([sys.executable, "-m", "wsfleet_echo"], env=env)
     deadline = time.monotonic() + 15
     while not os.path.exists(path):
