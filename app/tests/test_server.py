@@ -100,6 +100,33 @@ def test_sigterm_with_a_client_that_never_answers_the_close_exits_within_close_t
     assert elapsed < 2 + 1.5, f"took {elapsed:.1f} s with close_timeout 2"
 
 
+def test_keepalive_pings_idle_clients_and_closes_those_that_never_answer(start_server) -> None:
+    """An idle client that answers pings stays; one that never answers is closed with 1011."""
+    server = start_server("tcp", ping_interval=0.5, ping_timeout=0.5, close_timeout=1)
+    silent = socket.create_connection(("127.0.0.1", server.port))
+    silent.sendall(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    silent.settimeout(5)
+    assert b"101 Switching Protocols" in silent.recv(4096)
+    assert silent.recv(1) == b"\x89"  # FIN + ping: the server pings an idle connection within 0.5 s
+    with server.connect() as answering:  # websockets' client answers pings by itself
+        deadline = time.monotonic() + 10
+        while "sent 1011" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # three more ping intervals for the answering client
+        answering.send("still here")
+        assert answering.recv(timeout=5) == "still here"
+    silent.close()
+    server.stop()
+    log = server.log()
+    # No pong within 0.5 s: the server closes with 1011, waits close_timeout for an answer, then drops it.
+    assert len(re.findall(r"closed from 127\.0\.0\.1:\d+ code 1006 \(sent 1011 keepalive ping timeout\)", log)) == 1, log
+    assert len(re.findall(r"closed from 127\.0\.0\.1:\d+ code 1000$", log, re.MULTILINE)) == 1, log
+    assert "Traceback" not in log, log
+
+
 def test_oversized_message_closes_with_1009(start_server) -> None:
     server = start_server("unix", max_size=1024)
     with server.connect(max_size=None) as ws:

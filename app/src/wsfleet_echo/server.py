@@ -57,7 +57,12 @@ async def echo(connection: ServerConnection) -> None:
         pass
     finally:
         code = connection.close_code if connection.close_code is not None else CloseCode.ABNORMAL_CLOSURE
-        log.info("connection %d closed from %s code %d %s", conn_id, peer, code, connection.close_reason or "")
+        # When this side closed and the peer never answered (a keepalive ping timeout, a client gone
+        # silent during shutdown), the code received is 1006: say what the server sent.
+        sent = connection.protocol.close_sent
+        told = f" (sent {sent.code} {sent.reason})" if sent is not None and sent.code != code else ""
+        reason = f" {connection.close_reason}" if connection.close_reason else ""
+        log.info("connection %d closed from %s code %d%s%s", conn_id, peer, code, reason, told)
 
 
 def process_request(connection: ServerConnection, request: Request) -> Response | None:
