@@ -6,7 +6,7 @@
 #   or names). The default, lb_nginx and lb_haproxy, converges site.yml on trixie (Python 3.13
 #   wheels, its supervisor, nginx and HAProxy) and keeps CI inside its 90 minutes: Debian 12 alone
 #   took 2492 s in CI (plus about 800 s with HAProxy), and each Debian 13 scenario adds 4-5 min;
-#   the whole run took 3882 s in a fresh clone with this list.
+#   the whole run took 3376-3882 s in a fresh clone with this list.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
