@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What one task costs Ansible here, whatever the role: the floor under an idempotent re-run.
 
-Starts one systemd container (wsfleet-prov-floor) from wsfleet/debian-systemd:12 and runs, over
+Starts one systemd container (wsfleet-prov-floor) from wsfleet/debian-systemd:12, the way run.py
+starts its fleet, and runs, over
 community.docker.docker with this repository's ansible.cfg (pipelining on), three playbooks of
 TASKS tasks each, interleaved, ROUNDS times:
 
@@ -28,16 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-IMAGE = "wsfleet/debian-systemd:12"
+import run as provision  # bench/provision/run.py: its docker helpers and container settings
+
+ROOT = provision.ROOT
 NAME = "wsfleet-prov-floor"
 KINDS = {
     "debug": "ansible.builtin.debug: {msg: x}",
     "raw": "ansible.builtin.raw: 'true'",
     "stat": "ansible.builtin.stat: {path: /etc/passwd}",
 }
-SYSTEMD = ["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-           "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock"]
 
 
 def playbook(directory: Path, kind: str, tasks: int) -> Path:
@@ -66,10 +66,11 @@ def main() -> None:
     args = parser.parse_args()
     if not 2 <= args.tasks <= 200 or not 1 <= args.rounds <= 20:
         sys.exit("floor: --tasks must be 2-200 and --rounds 1-20")
-    subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
-    subprocess.run(["docker", "run", "-d", "--name", NAME, *SYSTEMD, IMAGE, "/lib/systemd/systemd"],
-                   capture_output=True, check=True)
+    provision.require_image()
+    provision.docker("rm", "-f", NAME, check=False)
+    provision.start_systemd(NAME)
     try:
+        provision.wait_booted([NAME])
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
             inventory = directory / "hosts.yml"
@@ -85,7 +86,7 @@ def main() -> None:
                     many = run(playbook(directory, kind, args.tasks), inventory)
                     per_task[kind].append((many - one) / (args.tasks - 1))
     finally:
-        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
+        provision.docker("rm", "-f", NAME, check=False)
     result = {"tasks": args.tasks, "rounds": args.rounds, "load_1min": [min(loads), max(loads)],
               "seconds_per_task": {kind: round(statistics.median(v), 3) for kind, v in per_task.items()},
               "runs": {kind: [round(x, 3) for x in v] for kind, v in per_task.items()}}

@@ -90,24 +90,27 @@ def remove_fleet() -> None:
         docker("network", "rm", NETWORK, check=False)
 
 
-def create_fleet() -> None:
-    remove_fleet()
+def require_image() -> None:
     if docker("image", "inspect", IMAGE, check=False).returncode != 0:
         sys.exit(f"bench-provision: image {IMAGE} is missing: run `make images` (scripts/build-images.sh bookworm)")
-    docker("network", "create", "--subnet", SUBNET, NETWORK)
-    for name, address in hosts().items():
-        docker(
-            "run", "-d", "--name", name, "--hostname", name,
-            "--network", NETWORK, "--ip", address,
-            "--cap-add", "SYS_ADMIN",
-            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-            "--cgroupns", "host",
-            "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-            "--tmpfs", "/run", "--tmpfs", "/run/lock",
-            IMAGE, "/lib/systemd/systemd",
-        )  # fmt: skip
-    deadline = time.monotonic() + 120
-    for name in hosts():
+
+
+def start_systemd(name: str, *options: str) -> None:
+    """One container from IMAGE with systemd as PID 1, started like the molecule platform."""
+    docker(
+        "run", "-d", "--name", name, "--hostname", name, *options,
+        "--cap-add", "SYS_ADMIN",
+        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--cgroupns", "host",
+        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--tmpfs", "/run", "--tmpfs", "/run/lock",
+        IMAGE, "/lib/systemd/systemd",
+    )  # fmt: skip
+
+
+def wait_booted(names: list[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    for name in names:
         while True:
             state = docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
             if state in ("running", "degraded"):
@@ -115,6 +118,15 @@ def create_fleet() -> None:
             if time.monotonic() > deadline:
                 sys.exit(f"bench-provision: systemd in {name} did not finish booting (state {state!r})")
             time.sleep(0.5)
+
+
+def create_fleet() -> None:
+    remove_fleet()
+    require_image()
+    docker("network", "create", "--subnet", SUBNET, NETWORK)
+    for name, address in hosts().items():
+        start_systemd(name, "--network", NETWORK, "--ip", address)
+    wait_booted(list(hosts()))
 
 
 def gather_all_playbook(root: Path, tmp: Path) -> Path:
