@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
+import selectors
 import signal
 import socket
 import stat
@@ -83,15 +85,65 @@ def test_signal_closes_every_connection_and_exits_0(start_server, kind: str, sig
         assert not os.path.exists(server.unix_path), "socket file left behind"
 
 
-def test_sigterm_with_a_client_that_never_answers_the_close_exits_within_close_timeout(start_server) -> None:
-    server = start_server("tcp", close_timeout=2)
-    # A raw TCP client that completes the handshake and then never reads or answers a close frame.
-    sock = socket.create_connection(("127.0.0.1", server.port))
+def raw_websocket(port: int, rcvbuf: int | None = None) -> socket.socket:
+    """A WebSocket client made of a bare TCP socket: it answers nothing unless a test makes it.
+
+    The handshake's response is read byte by byte up to its blank line, so no frame is consumed.
+    """
+    sock = socket.socket()
+    if rcvbuf is not None:  # before connect(), so the TCP window is small from the start
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", port))
     sock.sendall(
         b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
-    assert b"101 Switching Protocols" in sock.recv(4096)
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"connection closed during the handshake: {head!r}"
+        head += byte
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return sock
+
+
+def read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    """One unmasked frame from the server: (opcode, payload)."""
+
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            assert chunk, "connection closed mid-frame"
+            data += chunk
+        return data
+
+    first, second = exactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", exactly(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", exactly(8))[0]
+    return first & 0x0F, exactly(length)
+
+
+def send_frame(sock: socket.socket, opcode: int, payload: bytes) -> None:
+    """One final client frame, masked with a zero key (legal, and the payload needs no XOR)."""
+    if len(payload) < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload))
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, len(payload))
+    sock.sendall(header + b"\0\0\0\0" + payload)
+
+
+PING, PONG, BINARY = 0x9, 0xA, 0x2
+
+
+def test_sigterm_with_a_client_that_never_answers_the_close_exits_within_close_timeout(start_server) -> None:
+    server = start_server("tcp", close_timeout=2)
+    # A raw TCP client that completes the handshake and then never reads or answers a close frame.
+    sock = raw_websocket(server.port)
     started = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=10) == 0
@@ -103,14 +155,8 @@ def test_sigterm_with_a_client_that_never_answers_the_close_exits_within_close_t
 def test_keepalive_pings_idle_clients_and_closes_those_that_never_answer(start_server) -> None:
     """An idle client that answers pings stays; one that never answers is closed with 1011."""
     server = start_server("tcp", ping_interval=0.5, ping_timeout=0.5, close_timeout=1)
-    silent = socket.create_connection(("127.0.0.1", server.port))
-    silent.sendall(
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    silent.settimeout(5)
-    assert b"101 Switching Protocols" in silent.recv(4096)
-    assert silent.recv(1) == b"\x89"  # FIN + ping: the server pings an idle connection within 0.5 s
+    silent = raw_websocket(server.port)
+    assert read_frame(silent)[0] == PING  # the server pings an idle connection within 0.5 s
     with server.connect() as answering:  # websockets' client answers pings by itself
         deadline = time.monotonic() + 10
         while "sent 1011" not in server.log() and time.monotonic() < deadline:
@@ -125,6 +171,62 @@ def test_keepalive_pings_idle_clients_and_closes_those_that_never_answer(start_s
     assert len(re.findall(r"closed from 127\.0\.0\.1:\d+ code 1006 \(sent 1011 keepalive ping timeout\)", log)) == 1, log
     assert len(re.findall(r"closed from 127\.0\.0\.1:\d+ code 1000$", log, re.MULTILINE)) == 1, log
     assert "Traceback" not in log, log
+
+
+def test_keepalive_spreads_pings_over_the_interval_and_repeats_them(start_server) -> None:
+    """Every connection gets a ping within each interval; the connections are not all pinged at once."""
+    server = start_server("tcp", ping_interval=1, ping_timeout=1)
+    clients = {raw_websocket(server.port): time.monotonic() for _ in range(30)}
+    pings: dict[socket.socket, list[float]] = {sock: [] for sock in clients}
+    with selectors.DefaultSelector() as selector:
+        for sock in clients:
+            selector.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + 3.6
+        while (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(timeout=left):
+                opcode, payload = read_frame(key.fileobj)
+                assert opcode == PING, opcode
+                pings[key.fileobj].append(time.monotonic())
+                send_frame(key.fileobj, PONG, payload)
+    for sock, opened in clients.items():
+        times = [opened, *pings[sock]]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert len(gaps) >= 3 and max(gaps) < 1 + 0.3, gaps  # first ping within the interval, then every interval
+        assert min(gaps[1:]) > 1 - 0.3, gaps
+        sock.close()
+    # Spread: the first pings of 30 connections opened within a moment fall in many 50 ms windows.
+    windows = {int(times[0] / 0.05) for times in pings.values()}
+    assert len(windows) >= 8, sorted(windows)
+    server.stop()
+    assert "sent 1011" not in server.log() and "Traceback" not in server.log(), server.log()
+
+
+def test_keepalive_closes_a_client_that_stops_reading_without_holding_up_the_others(start_server) -> None:
+    """A client that reads nothing while the server has echoes for it: its ping cannot even be written.
+
+    It is closed within ping_timeout of the ping being due, plus close_timeout and one second for
+    the close frame that cannot be written either; a client that answers keeps its pings meanwhile.
+    """
+    server = start_server("tcp", ping_interval=0.5, ping_timeout=0.5, close_timeout=1)
+    stuck = raw_websocket(server.port, rcvbuf=4096)
+    stuck.settimeout(2)
+    with contextlib.suppress(TimeoutError):  # the server stops reading once its echoes back up
+        for _ in range(16):
+            send_frame(stuck, BINARY, b"x" * 512 * 1024)
+    port = stuck.getsockname()[1]
+    with server.connect() as answering:
+        deadline = time.monotonic() + 0.5 + 0.5 + 1 + 1 + 3
+        while f"{port} code 1006 (sent 1011" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # three more intervals for the client that answers
+        answering.send("still here")
+        assert answering.recv(timeout=5) == "still here"
+    stuck.close()
+    server.stop()
+    log = server.log()
+    assert f"closed from 127.0.0.1:{port} code 1006 (sent 1011 keepalive ping timeout)" in log, log
+    assert len(re.findall(r"closed from 127\.0\.0\.1:\d+ code 1000$", log, re.MULTILINE)) == 1, log
+    assert "Traceback" not in log and "ERROR" not in log, log
 
 
 def test_oversized_message_closes_with_1009(start_server) -> None:

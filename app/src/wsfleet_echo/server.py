@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import http
 import itertools
 import logging
@@ -19,6 +20,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from . import __version__
+from .keepalive import Keepalive
 from .settings import Settings, SettingsError, parse
 
 log = logging.getLogger("wsfleet_echo")
@@ -43,11 +45,13 @@ def _peer(connection: ServerConnection) -> str:
     return "unix"
 
 
-async def echo(connection: ServerConnection) -> None:
-    """Send every message back unchanged until the connection closes."""
+async def echo(connection: ServerConnection, keepalive: Keepalive | None = None) -> None:
+    """Send every message back unchanged until the connection closes; keep it in the keepalive meanwhile."""
     conn_id = next(_ids)
     peer = _peer(connection)
     log.info("connection %d open from %s path %s", conn_id, peer, connection.request.path if connection.request else "?")
+    if keepalive is not None:
+        keepalive.add(connection)
     try:
         async for message in connection:
             await connection.send(message)
@@ -56,6 +60,8 @@ async def echo(connection: ServerConnection) -> None:
         # It is an ordinary event for a WebSocket server: logged below, never as a traceback.
         pass
     finally:
+        if keepalive is not None:
+            keepalive.discard(connection)
         code = connection.close_code if connection.close_code is not None else CloseCode.ABNORMAL_CLOSURE
         # When this side closed and the peer never answered (a keepalive ping timeout, a client gone
         # silent during shutdown), the code received is 1006: say what the server sent.
@@ -113,8 +119,9 @@ def process_response(connection: ServerConnection, request: Request, response: R
 def _serve_kwargs(settings: Settings) -> dict:
     kwargs: dict = {
         "max_size": settings.max_size,
-        "ping_interval": settings.ping_interval,
-        "ping_timeout": settings.ping_timeout,
+        # Keepalive pings come from the process's one Keepalive task, not from one task per connection.
+        "ping_interval": None,
+        "ping_timeout": None,
         "close_timeout": settings.close_timeout,
         "compression": settings.compression,
         "process_request": process_request,
@@ -136,14 +143,15 @@ def _remove_stale_socket(path: str) -> None:
         pass
 
 
-async def _open(settings: Settings) -> Server:
+async def _open(settings: Settings, keepalive: Keepalive | None) -> Server:
     kwargs = _serve_kwargs(settings)
+    handler = functools.partial(echo, keepalive=keepalive)
     if settings.unix_path is not None:
         _remove_stale_socket(settings.unix_path)
-        server = await unix_serve(echo, settings.unix_path, **kwargs)
+        server = await unix_serve(handler, settings.unix_path, **kwargs)
         os.chmod(settings.unix_path, settings.socket_mode)
         return server
-    return await serve(echo, settings.host, settings.port, **kwargs)
+    return await serve(handler, settings.host, settings.port, **kwargs)
 
 
 async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
@@ -164,7 +172,11 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     for signum, code in handlers.items():
         loop.add_signal_handler(signum, request_stop, code, signal.Signals(signum).name)
 
-    server = await _open(settings)
+    keepalive = None
+    if settings.ping_interval is not None:
+        keepalive = Keepalive(settings.ping_interval, settings.ping_timeout, settings.close_timeout)
+    server = await _open(settings, keepalive)
+    pinging = loop.create_task(keepalive.run()) if keepalive is not None else None
     log.info(
         "wsfleet-echo %s listening on %s (loop %s, compression %s, max_size %d, backlog %d)",
         __version__,
@@ -178,10 +190,14 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         ready.set()
     try:
         code = await stop
+        if pinging is not None:
+            pinging.cancel()
         server.close(code=code)
         # Each connection waits at most close_timeout for the client's close frame, all at once.
         await server.wait_closed()
     finally:
+        if pinging is not None:
+            pinging.cancel()
         for signum in handlers:
             loop.remove_signal_handler(signum)
         if settings.unix_path is not None:

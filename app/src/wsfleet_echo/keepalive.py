@@ -1,0 +1,91 @@
+"""Keepalive pings for all the connections of one process, driven by one task.
+
+websockets pings from one task per connection, which stays alive as long as the connection: 1.9 KiB
+of the 15.3 KiB an idle connection costs the app (``docs/benchmarks.md``). Here one task per
+process walks the open connections instead; a connection costs one set entry between pings.
+
+- The connections are spread over ``SLICES`` groups; one group is pinged every
+  ``interval / SLICES`` seconds, so pings are spread over the interval rather than sent in one burst,
+  and each connection gets a ping every ``interval`` seconds (its first within ``interval`` of opening).
+- Each ping runs in a short task of its own, so a client that stops reading (its writes back up and
+  ``ping()`` waits for room) holds up no other connection. The pong must arrive within ``timeout``
+  of the ping being due, or the connection is closed with 1011 "keepalive ping timeout", as
+  websockets does. At most one ping per connection is in flight.
+- A close that cannot even be written (the client reads nothing) is given ``close_timeout`` plus one
+  second, then the connection is aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
+log = logging.getLogger("wsfleet_echo")
+
+SLICES = 20
+
+
+class Keepalive:
+    """Ping every registered connection every ``interval`` s; close those silent for ``timeout`` s."""
+
+    def __init__(self, interval: float, timeout: float | None, close_timeout: float) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self.close_timeout = close_timeout
+        self._groups: list[set[ServerConnection]] = [set() for _ in range(SLICES)]
+        # The ping in flight for each connection; also keeps a reference to each task (asyncio keeps
+        # only weak ones).
+        self._pings: dict[ServerConnection, asyncio.Task[None]] = {}
+
+    # A connection's group follows from its random UUID: groups fill evenly (hash() would not: it is
+    # the object's address, and addresses are aligned).
+    def add(self, connection: ServerConnection) -> None:
+        self._groups[connection.id.int % SLICES].add(connection)
+
+    def discard(self, connection: ServerConnection) -> None:
+        self._groups[connection.id.int % SLICES].discard(connection)
+
+    def __len__(self) -> int:
+        return sum(len(group) for group in self._groups)
+
+    async def run(self) -> None:
+        """Ping one group per step, forever (until cancelled); then cancel the pings in flight."""
+        loop = asyncio.get_running_loop()
+        step = self.interval / SLICES
+        start = loop.time()
+        try:
+            for tick in itertools.count(1):
+                # Steps are kept on a fixed schedule: a late wake-up does not push the next ones back.
+                await asyncio.sleep(max(0.0, start + tick * step - loop.time()))
+                for connection in tuple(self._groups[tick % SLICES]):
+                    if connection not in self._pings:
+                        self._pings[connection] = loop.create_task(self._ping(connection))
+        finally:
+            for task in self._pings.values():
+                task.cancel()
+
+    async def _ping(self, connection: ServerConnection) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                pong = await connection.ping()
+                if self.timeout is not None:
+                    await pong
+        except ConnectionClosed:
+            pass
+        except TimeoutError:
+            try:
+                # close() gives up on the client's answer after close_timeout by itself; the extra
+                # second bounds a close frame that cannot be written because the client reads nothing.
+                async with asyncio.timeout(self.close_timeout + 1):
+                    await connection.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            except TimeoutError:
+                connection.transport.abort()
+        except Exception:
+            log.error("keepalive ping failed", exc_info=True)
+        finally:
+            self._pings.pop(connection, None)
