@@ -50,9 +50,6 @@ class Keepalive:
     def discard(self, connection: ServerConnection) -> None:
         self._groups[connection.id.int % SLICES].discard(connection)
 
-    def __len__(self) -> int:
-        return sum(len(group) for group in self._groups)
-
     async def run(self) -> None:
         """Ping one group per step, forever (until cancelled); then cancel the pings in flight."""
         loop = asyncio.get_running_loop()

@@ -178,26 +178,25 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     server = await _open(settings, keepalive)
     pinging = loop.create_task(keepalive.run()) if keepalive is not None else None
     log.info(
-        "wsfleet-echo %s listening on %s (loop %s, compression %s, max_size %d, backlog %d)",
+        "wsfleet-echo %s listening on %s (loop %s, compression %s, max_size %d, backlog %d, pings %s)",
         __version__,
         settings.listen_description,
         type(loop).__module__.split(".")[0],
         settings.compression or "none",
         settings.max_size,
         settings.backlog,
+        f"every {settings.ping_interval:g} s, timeout {settings.ping_timeout or 0:g} s" if keepalive is not None else "off",
     )
     if ready is not None:
         ready.set()
     try:
         code = await stop
-        if pinging is not None:
+        if pinging is not None:  # no new pings to connections that are closing
             pinging.cancel()
         server.close(code=code)
         # Each connection waits at most close_timeout for the client's close frame, all at once.
         await server.wait_closed()
     finally:
-        if pinging is not None:
-            pinging.cancel()
         for signum in handlers:
             loop.remove_signal_handler(signum)
         if settings.unix_path is not None:
