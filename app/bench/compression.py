@@ -125,15 +125,26 @@ def main() -> int:
     for name, s in summary.items():
         s["throughput_vs_default"] = round(s["msgs_per_s"] / base["msgs_per_s"], 2)
         s["memory_vs_default"] = round(s["kib_per_conn"] / base["kib_per_conn"], 2)
-    meta = {"python": platform.python_version(), "cpus": os.cpu_count(), "args": vars(args)}
+    report(
+        args,
+        summary,
+        f"{args.idle} idle conns, {args.conns} busy conns x {args.seconds} s, {args.rounds} rounds",
+        [("KiB/conn", "kib_per_conn", ".1f"), ("msg/s", "msgs_per_s", ".0f"), ("mem x", "memory_vs_default", ".2f"), ("thru x", "throughput_vs_default", ".2f")],
+    )
+    return 0
+
+
+def report(args: argparse.Namespace, summary: dict[str, dict[str, float]], title: str, columns: list[tuple[str, str, str]]) -> None:
+    """Print the run: JSON with --json, else a title line and one row per side (columns: header, key, format)."""
+    meta = {"python": platform.python_version(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"), "args": vars(args)}
     if args.json:
         print(json.dumps({"meta": meta, "results": summary}, indent=2))
-    else:
-        print(f"Python {meta['python']}, {meta['cpus']} CPUs, {args.idle} idle conns, {args.conns} busy conns x {args.seconds} s, {args.rounds} rounds")
-        print(f"{'config':16} {'KiB/conn':>9} {'msg/s':>9} {'mem x':>6} {'thru x':>7}")
-        for name, s in summary.items():
-            print(f"{name:16} {s['kib_per_conn']:9.1f} {s['msgs_per_s']:9.0f} {s['memory_vs_default']:6.2f} {s['throughput_vs_default']:7.2f}")
-    return 0
+        return
+    width = max(map(len, summary))
+    print(f"Python {meta['python']}, {meta['cpus']} CPUs, {title}")
+    print(f"{'':{width}}" + "".join(f" {header:>12}" for header, _, _ in columns))
+    for name, figures in summary.items():
+        print(f"{name:{width}}" + "".join(f" {figures[key]:>12{fmt}}" for _, key, fmt in columns))
 
 
 if __name__ == "__main__":

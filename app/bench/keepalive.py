@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from compression import rss_kib, run, start
+from compression import report, rss_kib, run, start
 from websockets.asyncio.client import unix_connect
 from websockets.protocol import State
 
@@ -97,14 +94,12 @@ def main() -> int:
         name: {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
         for name, rounds in results.items()
     }
-    meta = {"python": platform.python_version(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"), "args": vars(args)}
-    if args.json:
-        print(json.dumps({"meta": meta, "results": summary}, indent=2))
-    else:
-        print(f"Python {meta['python']}, {meta['cpus']} CPUs, {args.conns} idle conns, pings every {args.interval} s, {args.hold} s hold, {args.rounds} rounds")
-        print(f"{'side':24} {'KiB/conn':>9} {'CPU % core':>11} {'CPU us/ping':>12} {'open at end':>12}")
-        for name, s in summary.items():
-            print(f"{name:24} {s['kib_per_conn']:9.2f} {s['cpu_pct_of_core']:11.1f} {s['cpu_us_per_ping']:12.1f} {s['open_at_end']:12.0f}")
+    report(
+        args,
+        summary,
+        f"{args.conns} idle conns, pings every {args.interval:g} s, {args.hold:g} s hold, {args.rounds} rounds",
+        [("KiB/conn", "kib_per_conn", ".2f"), ("CPU % core", "cpu_pct_of_core", ".1f"), ("CPU us/ping", "cpu_us_per_ping", ".1f"), ("open at end", "open_at_end", ".0f")],
+    )
     return 0
 
 

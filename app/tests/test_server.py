@@ -137,6 +137,18 @@ def send_frame(sock: socket.socket, opcode: int, payload: bytes) -> None:
     sock.sendall(header + b"\0\0\0\0" + payload)
 
 
+def answer_pings_until(server: EchoServer, logged: str, within: float) -> None:
+    """With a client that answers pings connected, wait until the server logs `logged`; the client
+    must still echo three 0.5 s ping intervals later."""
+    with server.connect() as answering:  # websockets' client answers pings by itself
+        deadline = time.monotonic() + within
+        while logged not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)
+        answering.send("still here")
+        assert answering.recv(timeout=5) == "still here"
+
+
 PING, PONG, BINARY = 0x9, 0xA, 0x2
 
 
@@ -157,13 +169,7 @@ def test_keepalive_pings_idle_clients_and_closes_those_that_never_answer(start_s
     server = start_server("tcp", ping_interval=0.5, ping_timeout=0.5, close_timeout=1)
     silent = raw_websocket(server.port)
     assert read_frame(silent)[0] == PING  # the server pings an idle connection within 0.5 s
-    with server.connect() as answering:  # websockets' client answers pings by itself
-        deadline = time.monotonic() + 10
-        while "sent 1011" not in server.log() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.5)  # three more ping intervals for the answering client
-        answering.send("still here")
-        assert answering.recv(timeout=5) == "still here"
+    answer_pings_until(server, "sent 1011", within=10)
     silent.close()
     server.stop()
     log = server.log()
@@ -215,13 +221,7 @@ def test_keepalive_closes_a_client_that_stops_reading_without_holding_up_the_oth
         for _ in range(16):
             send_frame(stuck, BINARY, b"x" * 512 * 1024)
     port = stuck.getsockname()[1]
-    with server.connect() as answering:
-        deadline = time.monotonic() + 0.5 + 0.5 + 1 + 1 + 3
-        while f"{port} code 1006 (sent 1011" not in server.log() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.5)  # three more intervals for the client that answers
-        answering.send("still here")
-        assert answering.recv(timeout=5) == "still here"
+    answer_pings_until(server, f"{port} code 1006 (sent 1011", within=0.5 + 0.5 + 1 + 1 + 3)
     stuck.close()
     server.stop()
     log = server.log()
