@@ -32,8 +32,8 @@ CONFIGS = {
     "none+uvloop": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "true"},
     "deflate+uvloop": {"WSFLEET_COMPRESSION": "deflate", "WSFLEET_UVLOOP": "true"},
     "none+asyncio": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "false"},
-    # The other configurations run without keepalive pings; this one with the app's default (20 s):
-    # websockets keeps one task per connection for them.
+    # The other configurations run without keepalive pings; this one with the app's default (20 s),
+    # so the table shows what pinging costs each connection (app/bench/keepalive.py: in detail).
     "none+uvloop+pings": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "true", "WSFLEET_PING_INTERVAL": "20"},
 }
 MESSAGE = "x" * 200 + "".join(chr(97 + i % 26) for i in range(56))  # 256 bytes, mildly compressible
