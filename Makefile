@@ -34,8 +34,8 @@ engine-stop: ## Stop the dockerd that `make engine` started (only that one, by P
 images: engine ## Build the Debian 12/13 systemd images (cached by tag)
 	@scripts/build-images.sh
 
-molecule: venv images ## molecule test --all on Debian 12 (WSFLEET_DEBIAN=13 for trixie)
-	molecule test --all
+molecule: venv images ## Every scenario on Debian 12 and 13, several at once, with a table of stage times (WSFLEET_MOLECULE_ONLY=lb_nginx,fleet-haproxy-d13 for some)
+	scripts/molecule-matrix.py
 
 deploy: ## Deploy on this machine: nginx on 8080 in front of one echo process per vCPU (WSFLEET_LB=haproxy for HAProxy)
 	@scripts/deploy.sh

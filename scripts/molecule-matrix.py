@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Run every molecule scenario on Debian 12 and 13, several at once, and say where the time went.
+
+    scripts/molecule-matrix.py [--jobs N] [--debian 12,13] [--only NAME,...] [--list]
+
+Each run is a plain `molecule test -s SCENARIO` (the full sequence of extensions/molecule/config.yml:
+destroy, syntax, create, prepare, converge, idempotence, check, verify, destroy) with its own
+environment: WSFLEET_DEBIAN picks the release, WSFLEET_FLEET_LB / WSFLEET_BAKE_LB the load balancer
+kind, and each run gets its own molecule working directory (MOLECULE_EPHEMERAL_DIRECTORY), its own
+container names and its own docker network, so runs never share a container or an address. They do
+share the controller's wheel cache (keyed by content; identical bytes when two runs fill it).
+
+Runs start longest first, --jobs at a time (WSFLEET_MOLECULE_JOBS, default 3): most of a run is spent
+waiting (containers booting, idle-connection probes, health checks), so overlapping runs uses the
+2 cores that one run leaves idle. Every run's output goes to .harness/molecule/RUN.log; a failed
+run's last lines are printed. At the end: a table of each run's stages with their seconds (also in
+.harness/molecule/times.md), and the exit status is 1 if any run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / ".harness" / "molecule"
+STAGES = ["destroy", "syntax", "create", "prepare", "converge", "idempotence", "check", "verify"]
+RELEASES = ["12", "13"]
+# Seconds a run took last time here (2 cores, 3 at once), to start the long ones first.
+WEIGHT = {"fleet": 900, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
+          "app_custom": 260, "app_unix": 220, "app_tcp": 220, "default": 40}
+ACTION = re.compile(r"^\S+\s+INFO\s+(\S+) ➜ (\w+): (Executing|Executed: (\w+))")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class Run:
+    scenario: str
+    debian: str
+    lb: str | None = None  # the load balancer kind of the fleet and bake scenarios
+    stages: dict[str, float] = field(default_factory=dict)
+    result: str = "not run"
+    seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.scenario}{'-' + self.lb if self.lb else ''}-d{self.debian}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, WSFLEET_DEBIAN=self.debian, NO_COLOR="1", ANSIBLE_NOCOLOR="1", PY_COLORS="0",
+                   ANSIBLE_FORCE_COLOR="0", MOLECULE_EPHEMERAL_DIRECTORY=str(OUT / "work" / self.name))
+        if self.scenario == "fleet":
+            # 172.30.<n>.0/24, one per run of the fleet: nginx d12 = 212, haproxy d12 = 112, ...
+            env.update(WSFLEET_FLEET_LB=self.lb, WSFLEET_FLEET_NET=f"172.30.{(2 if self.lb == 'nginx' else 1)}{self.debian}")
+        if self.scenario == "bake":
+            env.update(WSFLEET_BAKE_LB=self.lb, WSFLEET_BAKE_NET=f"172.31.{(2 if self.lb == 'nginx' else 1)}{self.debian}")
+        return env
+
+
+def matrix(releases: list[str]) -> list[Run]:
+    scenarios = sorted(p.parent.name for p in (ROOT / "extensions" / "molecule").glob("*/molecule.yml"))
+    runs = []
+    for scenario in scenarios:
+        for debian in releases:
+            if scenario in ("fleet", "bake"):
+                runs += [Run(scenario, debian, lb) for lb in ("nginx", "haproxy")]
+            else:
+                runs.append(Run(scenario, debian))
+    return sorted(runs, key=lambda r: -WEIGHT.get(r.scenario, 300))
+
+
+def execute(run: Run, index: int, lock: threading.Lock) -> None:
+    log_path = OUT / f"{run.name}.log"
+    started = time.monotonic()
+    current: tuple[str, float] | None = None
+    with lock:
+        print(f"[{time.strftime('%H:%M:%S')}] start  {run.name}", flush=True)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(["molecule", "test", "-s", run.scenario], cwd=ROOT, env=run.env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            match = ACTION.match(ANSI.sub("", line))
+            if not match or match.group(1) != run.scenario:
+                continue
+            stage, what = match.group(2), match.group(3)
+            now = time.monotonic()
+            if what == "Executing" and (current is None or current[0] != stage):
+                current = (stage, now)
+            elif what.startswith("Executed") and current and current[0] == stage:
+                # destroy runs twice (before and after): add them up.
+                run.stages[stage] = run.stages.get(stage, 0.0) + now - current[1]
+                current = None
+        rc = proc.wait()
+    run.seconds = time.monotonic() - started
+    run.result = "ok" if rc == 0 else f"FAILED ({rc})"
+    with lock:
+        print(f"[{time.strftime('%H:%M:%S')}] {run.result:<6} {run.name} in {run.seconds:.0f} s", flush=True)
+        if rc != 0:
+            tail = log_path.read_text(errors="replace").splitlines()[-150:]
+            print(f"---- last lines of {log_path.relative_to(ROOT)}", *tail, "----", sep="\n", flush=True)
+
+
+def table(runs: list[Run], wall: float) -> str:
+    head = ["run", *[s for s in STAGES if s != "syntax"], "total", "result"]
+    rows = [head, ["---"] * len(head)]
+    for run in sorted(runs, key=lambda r: r.name):
+        rows.append([run.name, *[f"{run.stages[s]:.0f}" if s in run.stages else "-" for s in head[1:-2]],
+                     f"{run.seconds:.0f}", run.result])
+    sums = [f"{sum(r.stages.get(s, 0) for r in runs):.0f}" for s in head[1:-2]]
+    rows.append(["sum of runs", *sums, f"{sum(r.seconds for r in runs):.0f}", ""])
+    rows.append([f"wall clock ({JOBS} at once)", *[""] * (len(head) - 3), f"{wall:.0f}", ""])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def main() -> int:
+    global JOBS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("WSFLEET_MOLECULE_JOBS", "3")))
+    parser.add_argument("--debian", default=os.environ.get("WSFLEET_MOLECULE_DEBIAN", ",".join(RELEASES)))
+    parser.add_argument("--only", default=os.environ.get("WSFLEET_MOLECULE_ONLY", ""),
+                        help="comma-separated run or scenario names (e.g. lb_nginx-d13, fleet)")
+    parser.add_argument("--list", action="store_true", help="print the runs and exit")
+    args = parser.parse_args()
+    releases = [r for r in args.debian.split(",") if r]
+    unknown = set(releases) - set(RELEASES)
+    if unknown:
+        parser.error(f"--debian: unknown release {sorted(unknown)} (allowed: {', '.join(RELEASES)})")
+    runs = matrix(releases)
+    if args.only:
+        wanted = set(args.only.split(","))
+        runs = [r for r in runs if r.name in wanted or r.scenario in wanted]
+        if not runs:
+            parser.error(f"--only {args.only}: no such run or scenario")
+    if args.list:
+        print("\n".join(r.name for r in runs))
+        return 0
+    JOBS = max(1, args.jobs)
+    (OUT / "work").mkdir(parents=True, exist_ok=True)
+    lock = threading.Lock()
+    queue = list(enumerate(runs))
+    started = time.monotonic()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                index, run = queue.pop(0)
+            execute(run, index, lock)
+
+    threads = [threading.Thread(target=worker) for _ in range(min(JOBS, len(runs)))]
+    for number, thread in enumerate(threads):
+        thread.start()
+        if number < len(threads) - 1:
+            time.sleep(15)  # stagger the first converges: they all build and fetch wheels at first
+    for thread in threads:
+        thread.join()
+    report = table(runs, time.monotonic() - started)
+    (OUT / "times.md").write_text(report + "\n")
+    print("\nMolecule runs (seconds per stage; destroy counts both):\n" + report, flush=True)
+    return 0 if all(r.result == "ok" for r in runs) else 1
+
+
+JOBS = 1
+if __name__ == "__main__":
+    sys.exit(main())
