@@ -37,7 +37,7 @@ class Keepalive:
         self.interval = interval
         self.timeout = timeout
         self.close_timeout = close_timeout
-        self._groups: list[set[ServerConnection]] = [set() for _ in range(SLICES)]
+        self._groups: list[set[ServerConnection]] = [set() for _slice in range(SLICES)]
         # The ping in flight for each connection; also keeps a reference to each task (asyncio keeps
         # only weak ones).
         self._pings: dict[ServerConnection, asyncio.Task[None]] = {}

@@ -183,7 +183,7 @@ class Worker:
         reporter = loop.create_task(self._report_progress(tasks))
         try:
             wind_down = max(self.plan.open_timeout, self.plan.recv_timeout) + SLACK_S
-            _, pending = await asyncio.wait(tasks, timeout=max(0.0, self.end + wind_down - loop.time()))
+            _done, pending = await asyncio.wait(tasks, timeout=max(0.0, self.end + wind_down - loop.time()))
             if pending:
                 self.stats.errors["worker deadline"] += len(pending)
                 for task in pending:

@@ -109,9 +109,17 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     listen.add_argument("--port-base", default=default("PORT_BASE"), help="first port of a numprocs program [WSFLEET_PORT_BASE]")
 
     conn = parser.add_argument_group("connections")
-    conn.add_argument("--max-size", default=default("MAX_SIZE", "1048576"), help="largest message in bytes; larger closes with 1009 [WSFLEET_MAX_SIZE] (1048576)")
-    conn.add_argument("--ping-interval", default=default("PING_INTERVAL", "20"), help="seconds between keepalive pings, 0 disables [WSFLEET_PING_INTERVAL] (20)")
-    conn.add_argument("--ping-timeout", default=default("PING_TIMEOUT", "20"), help="seconds from a ping being due to its pong, else close 1011; 0 never closes [WSFLEET_PING_TIMEOUT] (20)")
+    conn.add_argument(
+        "--max-size", default=default("MAX_SIZE", "1048576"), help="largest message in bytes; larger closes with 1009 [WSFLEET_MAX_SIZE] (1048576)"
+    )
+    conn.add_argument(
+        "--ping-interval", default=default("PING_INTERVAL", "20"), help="seconds between keepalive pings, 0 disables [WSFLEET_PING_INTERVAL] (20)"
+    )
+    conn.add_argument(
+        "--ping-timeout",
+        default=default("PING_TIMEOUT", "20"),
+        help="seconds from a ping being due to its pong, else close 1011; 0 never closes [WSFLEET_PING_TIMEOUT] (20)",
+    )
     conn.add_argument("--close-timeout", default=default("CLOSE_TIMEOUT", "10"), help="seconds to wait for the closing handshake [WSFLEET_CLOSE_TIMEOUT] (10)")
     conn.add_argument("--origins", default=default("ORIGINS", ""), help="comma-separated allowed Origin values; empty allows any [WSFLEET_ORIGINS]")
     conn.add_argument("--backlog", default=default("BACKLOG", "4096"), help="listen backlog [WSFLEET_BACKLOG] (4096)")
