@@ -1,3 +1,5 @@
+# Copyright: wsfleet maintainers
+# SPDX-License-Identifier: Apache-2.0
 """Turn the inventory into the load balancer's server list: one endpoint per app process."""
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ description:
   - Both load balancer roles use it, so nobody types a server list.
   - A host with C(supervisord_numprocs=boot) (an auto-scaling image, see C(playbooks/bake.yml))
     resolves its process count at boot. Seen from itself it gives one endpoint whose C(boot) is
-    true and whose names and socket path hold the placeholder C({NN}): the load balancer roles
+    true and whose names and socket path hold the placeholder C({NN}). The load balancer roles
     write it to a file that the instance expands into one server per process at boot. Seen from
     another host it gives one endpoint, the instance's own load balancer (C(address:port), the port
     of its C(wsfleet_lb) kind).

@@ -1,3 +1,5 @@
+# Copyright: wsfleet maintainers
+# SPDX-License-Identifier: Apache-2.0
 """SHA-1 of files on the controller, read in the controller's own process."""
 
 from __future__ import annotations
