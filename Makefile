@@ -31,7 +31,7 @@ engine: ## Start a Docker engine if none answers (installs docker.io if missing)
 engine-stop: ## Stop the dockerd that `make engine` started (only that one, by PID)
 	@scripts/docker-engine.sh stop
 
-images: engine ## Build the Debian 12/13 systemd images (cached by tag)
+images: venv engine ## Build the Debian 12/13 systemd images, bare and with the roles' OS packages (cached by tag)
 	@scripts/build-images.sh
 
 molecule: venv images ## Every scenario on Debian 12 and 13, several at once, with a table of stage times (WSFLEET_MOLECULE_ONLY=lb_nginx,fleet-haproxy-d13 for some)

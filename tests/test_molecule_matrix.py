@@ -1,0 +1,50 @@
+"""scripts/molecule-matrix.py: which runs make test does, and that runs never share a name or network."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = importlib.util.spec_from_file_location("molecule_matrix", ROOT / "scripts" / "molecule-matrix.py")
+matrix_module = importlib.util.module_from_spec(SPEC)
+sys.modules["molecule_matrix"] = matrix_module
+SPEC.loader.exec_module(matrix_module)
+
+
+def test_every_scenario_runs_on_both_releases_and_fleet_and_bake_with_both_kinds():
+    scenarios = {p.parent.name for p in (ROOT / "extensions" / "molecule").glob("*/molecule.yml")}
+    runs = matrix_module.matrix(["12", "13"])
+    assert {(r.scenario, r.debian) for r in runs} == {(s, d) for s in scenarios for d in ("12", "13")}
+    for scenario in ("fleet", "bake"):
+        assert {(r.debian, r.lb) for r in runs if r.scenario == scenario} == {
+            (d, lb) for d in ("12", "13") for lb in ("nginx", "haproxy")
+        }
+
+
+def test_runs_have_their_own_names_working_directories_and_networks():
+    runs = matrix_module.matrix(["12", "13"])
+    envs = [r.env() for r in runs]
+    assert len({r.name for r in runs}) == len(runs)
+    assert len({e["MOLECULE_EPHEMERAL_DIRECTORY"] for e in envs}) == len(runs)
+    for key in ("WSFLEET_FLEET_NET", "WSFLEET_BAKE_NET"):
+        nets = [e[key] for e in envs if key in e]
+        assert len(nets) == len(set(nets)) == 4, nets
+
+
+def test_only_fleet_and_bake_install_from_the_bare_image():
+    for run in matrix_module.matrix(["12", "13"]):
+        bare = run.env().get("WSFLEET_IMAGE_VARIANT", "") == ""
+        assert bare == (run.scenario in ("fleet", "bake")), run.name
+
+
+def test_stage_lines_are_recognised():
+    lines = [
+        "INFO     [fleet > converge] Executing\n",
+        "INFO     [fleet > converge] Executed: Successful\n",
+        "TASK [wsfleet.fleet.echo_app : Install] ****\n",
+        "INFO     [fleet > discovery] scenario test matrix: destroy, syntax\n",
+    ]
+    found = [m.groups() for m in map(matrix_module.ACTION.match, lines) if m]
+    assert found == [("fleet", "converge", "Executing"), ("fleet", "converge", "Executed: Successful")]
