@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv test unit lint build engine engine-stop images molecule deploy bench bench-provision lock clean
+.PHONY: help venv test unit lint build docs engine engine-stop images molecule deploy bench bench-provision lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,12 +18,14 @@ unit: venv ## Unit tests (app, plugins, templates): no containers
 	python -m pytest app -q
 	python -m pytest tests -q
 
-lint: venv ## yamllint + ansible-lint (production profile)
-	yamllint --strict .
-	ansible-lint
+lint: venv ## yamllint, ansible-lint (production profile), ansible-doc on every role and plugin, ansible-test sanity
+	@scripts/lint.sh
 
-build: venv ## Build the collection tarball into build/
-	rm -rf build && ansible-galaxy collection build --output-path build/ .
+build: venv ## Build the collection tarball into build/ and run galaxy-importer (Galaxy's import checks) on it
+	@scripts/build.sh
+
+docs: venv ## Regenerate each role's README.md from its meta/argument_specs.yml
+	python scripts/role-docs.py
 
 engine: ## Start a Docker engine if none answers (installs docker.io if missing)
 	@scripts/docker-engine.sh start

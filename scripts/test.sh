@@ -46,8 +46,10 @@ cleanup() {
 trap cleanup EXIT
 
 unit() { python -m pytest app -q && python -m pytest tests -q; }
-lint() { yamllint --strict . && ansible-lint; }
-build() { rm -rf build && ansible-galaxy collection build --output-path build/ .; }
+# lint: yamllint, ansible-lint, ansible-doc on every role and plugin, ansible-test sanity (offline).
+lint() { scripts/lint.sh; }
+# build: the collection tarball in build/, then galaxy-importer on it.
+build() { scripts/build.sh; }
 phase venv scripts/venv.sh
 phase unit unit
 phase lint lint
