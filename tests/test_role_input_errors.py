@@ -81,7 +81,9 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
     ],
 )
 def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, extra: str, needles: list[str]) -> None:
-    args = [extra, "echo_app_close_timeout=10"] if role == "supervisord" else [extra]
+    # supervisord's program user must exist (echo_app creates it): name one every machine has, so the
+    # case reaches the check it is about wherever it runs.
+    args = [extra, "echo_app_close_timeout=10", "supervisord_program_user=nobody"] if role == "supervisord" else [extra]
     if role in ("nginx_lb", "haproxy_lb"):
         args.append("supervisord_numprocs=2")
     result = run_role(tmp_path, role, *args)
