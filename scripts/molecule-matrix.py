@@ -5,8 +5,8 @@
 
 Each run is a plain `molecule test -s SCENARIO` (the full sequence of extensions/molecule/config.yml:
 destroy, syntax, create, prepare, converge, idempotence, check, verify, destroy) with its own
-environment: WSFLEET_DEBIAN picks the release, WSFLEET_FLEET_LB / WSFLEET_BAKE_LB the load balancer
-kind, and each run gets its own molecule working directory (MOLECULE_EPHEMERAL_DIRECTORY), its own
+environment: WSFLEET_DEBIAN picks the release, WSFLEET_BAKE_LB the bake's load balancer kind (the
+fleet scenario has one load balancer of each kind), and each run gets its own molecule working directory (MOLECULE_EPHEMERAL_DIRECTORY), its own
 container names and its own docker network, so runs never share a container or an address. They do
 share the controller's wheel cache (keyed by content; identical bytes when two runs fill it).
 
@@ -39,7 +39,7 @@ RELEASES = ["12", "13"]
 # what they test starts after installation, and apt would only add minutes of CPU to each of them.
 INSTALL_FROM_NOTHING = {"fleet", "bake"}
 # Seconds a run took last time here (2 cores, 3 at once), to start the long ones first.
-WEIGHT = {"fleet": 900, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
+WEIGHT = {"fleet": 1000, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
           "app_custom": 260, "app_unix": 220, "app_tcp": 220, "default": 40}
 # Molecule's uncoloured action lines: "INFO     [fleet > converge] Executing" ... "Executed: Successful".
 ACTION = re.compile(r"^INFO\s+\[(\S+) > (\w+)\] (Executing|Executed: \w+)")
@@ -63,10 +63,8 @@ class Run:
                    ANSIBLE_FORCE_COLOR="0", MOLECULE_EPHEMERAL_DIRECTORY=str(OUT / "work" / self.name))
         if self.scenario not in INSTALL_FROM_NOTHING:
             env["WSFLEET_IMAGE_VARIANT"] = "-pkgs"
-        if self.scenario == "fleet":
-            # 172.30.<n>.0/24, one per run of the fleet: nginx d12 = 212, haproxy d12 = 112, ...
-            env.update(WSFLEET_FLEET_LB=self.lb, WSFLEET_FLEET_NET=f"172.30.{(2 if self.lb == 'nginx' else 1)}{self.debian}")
         if self.scenario == "bake":
+            # 172.31.<n>.0/24, one per run of the bake: nginx d12 = 212, haproxy d12 = 112, ...
             env.update(WSFLEET_BAKE_LB=self.lb, WSFLEET_BAKE_NET=f"172.31.{(2 if self.lb == 'nginx' else 1)}{self.debian}")
         return env
 
@@ -76,7 +74,7 @@ def matrix(releases: list[str]) -> list[Run]:
     runs = []
     for scenario in scenarios:
         for debian in releases:
-            if scenario in ("fleet", "bake"):
+            if scenario == "bake":
                 runs += [Run(scenario, debian, lb) for lb in ("nginx", "haproxy")]
             else:
                 runs.append(Run(scenario, debian))

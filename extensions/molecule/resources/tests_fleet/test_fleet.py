@@ -1,6 +1,7 @@
-"""N servers behind one load balancer: spread, health, rolling restart, scale out/in, a host down.
+"""N servers behind two load balancers of different kinds: spread, health, rolling restart, scale out/in, a host down.
 
-Every check runs from the load balancer host with the real websockets client (wsprobe and
+One nginx and one HAProxy host balance over the same app hosts, and every test drives both at once.
+Every check runs from the load balancer hosts with the real websockets client (wsprobe and
 wsfleet-load, from the app package installed there by prepare_fleet.yml). The tests run in file
 order and each leaves the fleet as it found it (app1 with 3 processes, app2 with 2; app3 spare).
 """
@@ -18,18 +19,33 @@ import pytest
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
 
-from conftest import RESOURCES, service_log
+from conftest import RESOURCES, Probe, service_log
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = AnsibleRunner(INVENTORY)
-testinfra_hosts = RUNNER.get_hosts("lb")
 PLAYBOOKS = RESOURCES.parent.parent.parent / "playbooks"
 LB_URL = "127.0.0.1:8080"
 LOAD = "/opt/wsfleet-echo/venv/bin/wsfleet-load"
+CONFIG = {"nginx": "/etc/nginx/nginx.conf", "haproxy": "/etc/haproxy/haproxy.cfg"}
+
+
+def get_host(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+@pytest.fixture(scope="module")
+def lbs() -> dict[str, tuple]:
+    """Each load balancer kind: (its host, a probe on it). The scenario has one host of each kind."""
+    found = {}
+    for name in RUNNER.get_hosts("lb"):
+        host = get_host(name)
+        found[RUNNER.get_variables(name)["wsfleet_lb"]] = (host, Probe(host))
+    assert sorted(found) == ["haproxy", "nginx"], found
+    return found
 
 
 def app_host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+    return get_host(name)
 
 
 def app_names() -> list[str]:
@@ -99,99 +115,115 @@ class Load:
         return json.loads(text)
 
 
-def test_the_load_balancer_has_every_process_of_every_app_host(host, variables):
+def test_each_load_balancer_has_every_process_of_every_app_host(lbs):
     wanted = len(expected_processes(app_names()))
-    if variables.get("wsfleet_lb") == "haproxy":
-        servers = [line for line in host.file("/etc/haproxy/haproxy.cfg").content_string.splitlines() if line.strip().startswith("server ")]
-    else:
-        servers = [line for line in host.file("/etc/nginx/nginx.conf").content_string.splitlines() if line.strip().startswith("server 172.")]
-    assert len(servers) == wanted == 5, servers
+    for kind, (host, _) in lbs.items():
+        lines = host.file(CONFIG[kind]).content_string.splitlines()
+        prefix = "server " if kind == "haproxy" else "server 172."
+        servers = [line for line in lines if line.strip().startswith(prefix)]
+        assert len(servers) == wanted == 5, (kind, servers)
 
 
-def test_healthz_of_every_backend_from_the_lb_host(probe):
-    for name in app_names():
-        vars_ = RUNNER.get_variables(name)
-        for i in range(int(vars_["supervisord_numprocs"])):
-            assert probe("health", f"{vars_['wsfleet_backend_address']}:{8000 + i}") == {"status": 200}, (name, i)
-    assert probe("health", LB_URL) == {"status": 200}
+def test_healthz_of_every_backend_from_each_lb_host(lbs):
+    for kind, (_, probe) in lbs.items():
+        for name in app_names():
+            vars_ = RUNNER.get_variables(name)
+            for i in range(int(vars_["supervisord_numprocs"])):
+                assert probe("health", f"{vars_['wsfleet_backend_address']}:{8000 + i}") == {"status": 200}, (kind, name, i)
+        assert probe("health", LB_URL) == {"status": 200}, kind
 
 
-def test_echo_and_least_connections_over_all_five_processes(probe):
-    assert probe("echo", LB_URL, "Hello!")["replies"] == ["Hello!", "Hello! (binary)"]
+def test_echo_and_least_connections_over_all_five_processes_through_each_lb(lbs):
     processes = expected_processes(app_names())
-    out = probe("spread", LB_URL, 10 * len(processes))
-    spread = out["processes"]
-    assert out["echoed"] == 10 * len(processes)
-    assert sorted(spread) == processes, spread  # every process of every host, and nothing else
-    assert min(spread.values()) >= 5 and max(spread.values()) <= 20, spread  # none starved, none above 2x
+    for kind, (_, probe) in lbs.items():
+        assert probe("echo", LB_URL, "Hello!")["replies"] == ["Hello!", "Hello! (binary)"], kind
+        out = probe("spread", LB_URL, 10 * len(processes))
+        spread = out["processes"]
+        assert out["echoed"] == 10 * len(processes), kind
+        assert sorted(spread) == processes, (kind, spread)  # every process of every host, and nothing else
+        assert min(spread.values()) >= 5 and max(spread.values()) <= 20, (kind, spread)  # none starved, none above 2x
 
 
-def test_rolling_restart_closes_with_1012_and_reconnecting_clients_never_fail(host, tmp_path):
-    """A reconnecting client population runs through the whole rolling restart."""
+def test_rolling_restart_closes_with_1012_and_reconnecting_clients_never_fail(lbs, tmp_path):
+    """A reconnecting client population on each load balancer runs through the whole rolling restart."""
     before = {name: pids(name) for name in app_names()}
-    load = Load(host, f"ws://{LB_URL}/", "--connections 40 --ramp-rate 200 --rate 2 --duration 900 --reconnect --progress")
-    load.wait_open(40)
+    loads = {kind: Load(host, f"ws://{LB_URL}/", "--connections 40 --ramp-rate 200 --rate 2 --duration 900 --reconnect --progress")
+             for kind, (host, _) in lbs.items()}
+    for load in loads.values():
+        load.wait_open(40)
     playbook("rolling_restart.yml", tmp_path)
     time.sleep(3)  # the last restarted process's clients reconnect
-    report = load.stop()
+    reports = {kind: load.stop() for kind, load in loads.items()}
     after = {name: pids(name) for name in app_names()}
     for name in app_names():  # every process restarted: all PIDs are new
         assert not set(before[name]) & set(after[name]), (name, before[name], after[name])
         assert len(after[name]) == len(before[name]) == int(RUNNER.get_variables(name)["supervisord_numprocs"])
-    closes = {int(code): count for code, count in report["closes"]["by_code"].items()}
-    assert closes.get(1012, 0) >= 1, json.dumps(report)  # clients of restarted processes were told "service restart"
-    assert set(closes) <= {1001, 1012}, json.dumps(report)  # never 1006 (abnormal) or anything else
-    assert report["closes"]["abnormal"] == 0 and report["closes"]["other"] == 0, json.dumps(report)
-    assert report["handshakes"]["failed"] == 0, json.dumps(report)  # no failed handshake while reconnecting
-    assert report["handshakes"]["ok"] >= 40 + closes[1012], json.dumps(report)  # and every reconnect succeeded
-    assert not report["errors"], json.dumps(report)
+    for kind, report in reports.items():
+        closes = {int(code): count for code, count in report["closes"]["by_code"].items()}
+        text = f"{kind}: {json.dumps(report)}"
+        assert closes.get(1012, 0) >= 1, text  # clients of restarted processes were told "service restart"
+        assert set(closes) <= {1001, 1012}, text  # never 1006 (abnormal) or anything else
+        assert report["closes"]["abnormal"] == 0 and report["closes"]["other"] == 0, text
+        assert report["handshakes"]["failed"] == 0, text  # no failed handshake while reconnecting
+        assert report["handshakes"]["ok"] >= 40 + closes[1012], text  # and every reconnect succeeded
+        assert not report["errors"], text
 
 
-def test_scale_out_keeps_open_connections_and_reaches_the_new_host(host, probe, tmp_path):
+def test_scale_out_keeps_open_connections_and_reaches_the_new_host(lbs, tmp_path):
     spare = spare_name()
-    load = Load(host, f"ws://{LB_URL}/", "--connections 20 --ramp-rate 200 --rate 1 --duration 900 --progress")
-    load.wait_open(20)
+    loads = {kind: Load(host, f"ws://{LB_URL}/", "--connections 20 --ramp-rate 200 --rate 1 --duration 900 --progress")
+             for kind, (host, _) in lbs.items()}
+    for load in loads.values():
+        load.wait_open(20)
     try:
         playbook("scale.yml", tmp_path, {"app": [spare]})
         time.sleep(2)
-        report = load.stop()
-        assert (report["handshakes"]["ok"], report["handshakes"]["failed"]) == (20, 0), json.dumps(report)
-        assert report["open_at_end"] == 20 and not report["closes"]["by_code"], json.dumps(report)  # opened before, still open
-        assert report["messages"]["round_trips"] > 0 and not report["errors"], json.dumps(report)  # and still echoing
         processes = expected_processes([*app_names(), spare])
-        spread = probe("spread", LB_URL, 10 * len(processes))["processes"]
-        assert sorted(spread) == processes, spread  # new connections reach the new host
+        reports = {kind: load.stop() for kind, load in loads.items()}
+        for kind, report in reports.items():
+            text = f"{kind}: {json.dumps(report)}"
+            assert (report["handshakes"]["ok"], report["handshakes"]["failed"]) == (20, 0), text
+            assert report["open_at_end"] == 20 and not report["closes"]["by_code"], text  # opened before, still open
+            assert report["messages"]["round_trips"] > 0 and not report["errors"], text  # and still echoing
+            spread = lbs[kind][1]("spread", LB_URL, 10 * len(processes))["processes"]
+            assert sorted(spread) == processes, (kind, spread)  # new connections reach the new host
     finally:
         # Scale in again (and test it): the spare host's processes stop with 1001, clients move.
-        load = Load(host, f"ws://{LB_URL}/", "--connections 35 --ramp-rate 200 --rate 1 --duration 900 --progress")
-        load.wait_open(35)
+        loads = {kind: Load(host, f"ws://{LB_URL}/", "--connections 35 --ramp-rate 200 --rate 1 --duration 900 --progress")
+                 for kind, (host, _) in lbs.items()}
+        for load in loads.values():
+            load.wait_open(35)
         playbook("scale.yml", tmp_path, {"retired": [spare]})
         time.sleep(2)
-        report = load.stop()
-    on_spare = sum(count for name, count in report["spread"].items() if name.startswith(f"{spare}/"))
-    assert on_spare >= 1, json.dumps(report)  # least_conn sent some of the 35 to the then-new host
-    assert report["closes"]["by_code"] == {"1001": on_spare}, json.dumps(report)  # only those were closed, with 1001
-    assert report["open_at_end"] == 35 - on_spare, json.dumps(report)  # connections to the other hosts untouched
-    assert report["handshakes"]["failed"] == 0 and not report["errors"], json.dumps(report)
-    spread = probe("spread", LB_URL, 50)["processes"]
-    assert sorted(spread) == expected_processes(app_names()), spread
+        reports = {kind: load.stop() for kind, load in loads.items()}
+    for kind, report in reports.items():
+        text = f"{kind}: {json.dumps(report)}"
+        on_spare = sum(count for name, count in report["spread"].items() if name.startswith(f"{spare}/"))
+        assert on_spare >= 1, text  # least-connections sent some of the 35 to the then-new host
+        assert report["closes"]["by_code"] == {"1001": on_spare}, text  # only those were closed, with 1001
+        assert report["open_at_end"] == 35 - on_spare, text  # connections to the other hosts untouched
+        assert report["handshakes"]["failed"] == 0 and not report["errors"], text
+        spread = lbs[kind][1]("spread", LB_URL, 50)["processes"]
+        assert sorted(spread) == expected_processes(app_names()), (kind, spread)
     assert app_host(spare).run("supervisorctl status echo:").stdout.count("STOPPED") == 2
 
 
-def test_a_stopped_app_host_drops_out_and_comes_back(host, probe):
+def test_a_stopped_app_host_drops_out_and_comes_back(lbs):
     down = app_names()[-1]
     container = down  # molecule names each container after its platform
     subprocess.run(["docker", "stop", "-t", "5", container], check=True, capture_output=True)
     try:
-        out = probe("connects", LB_URL, 100, timeout=600)
-        assert out["ok"] == 100, (out, service_log(host))
+        for kind, (host, probe) in lbs.items():
+            out = probe("connects", LB_URL, 100, timeout=600)
+            assert out["ok"] == 100, (kind, out, service_log(host))
     finally:
         subprocess.run(["docker", "start", container], check=True, capture_output=True)
     wanted = expected_processes(app_names())
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        spread = probe("spread", LB_URL, 30)["processes"]
-        if sorted(spread) == wanted:
-            break
-        time.sleep(3)
-    assert sorted(spread) == wanted, (spread, service_log(host))
+    for kind, (host, probe) in lbs.items():
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            spread = probe("spread", LB_URL, 30)["processes"]
+            if sorted(spread) == wanted:
+                break
+            time.sleep(3)
+        assert sorted(spread) == wanted, (kind, spread, service_log(host))
