@@ -10,7 +10,7 @@ fleet scenario has one load balancer of each kind), and each run gets its own mo
 container names and its own docker network, so runs never share a container or an address. They do
 share the controller's wheel cache (keyed by content; identical bytes when two runs fill it).
 
-Runs start longest first, --jobs at a time (WSFLEET_MOLECULE_JOBS, default 3): most of a run is spent
+Runs start longest first, --jobs at a time (WSFLEET_MOLECULE_JOBS, default 4): most of a run is spent
 waiting (containers booting, idle-connection probes, health checks), so overlapping runs uses the
 2 cores that one run leaves idle. Every run's output goes to .harness/molecule/RUN.log; a failed
 run's last lines are printed. At the end: a table of each run's stages with their seconds (also in
@@ -38,7 +38,7 @@ RELEASES = ["12", "13"]
 # host). The others start from the image with those packages installed (scripts/build-images.sh):
 # what they test starts after installation, and apt would only add minutes of CPU to each of them.
 INSTALL_FROM_NOTHING = {"fleet", "bake"}
-# Seconds a run took last time here (2 cores, 3 at once), to start the long ones first.
+# Roughly how long a run takes here (2 cores, 4 at once), to start the long ones first.
 WEIGHT = {"fleet": 1000, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
           "app_custom": 260, "app_unix": 220, "app_tcp": 220, "default": 40}
 # Molecule's uncoloured action lines: "INFO     [fleet > converge] Executing" ... "Executed: Successful".
@@ -129,7 +129,7 @@ def table(runs: list[Run], wall: float) -> str:
 def main() -> int:
     global JOBS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=int(os.environ.get("WSFLEET_MOLECULE_JOBS", "3")))
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("WSFLEET_MOLECULE_JOBS", "4")))
     parser.add_argument("--debian", default=os.environ.get("WSFLEET_MOLECULE_DEBIAN", ",".join(RELEASES)))
     parser.add_argument("--only", default=os.environ.get("WSFLEET_MOLECULE_ONLY", ""),
                         help="comma-separated run or scenario names (e.g. lb_nginx-d13, fleet)")
