@@ -56,10 +56,12 @@ def variables(host) -> dict:
     return host.ansible.get_variables()
 
 
-def converge_again(host, playbook: Path, *extra_vars: str, tags: str | None = None) -> subprocess.CompletedProcess:
+def converge_again(host, playbook: Path, *extra_vars: str, tags: str | None = None, check: bool = False) -> subprocess.CompletedProcess:
     """Run the scenario's real playbook again from the controller, with extra variables (and tags)."""
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or host.backend.ansible_inventory
     args = ["ansible-playbook", "-i", inventory, "--limit", host.backend.host, str(playbook)]
+    if check:
+        args.append("--check")
     for extra in extra_vars:
         args += ["-e", extra]
     if tags:

@@ -185,6 +185,23 @@ def test_changed_app_code_reaches_every_process_and_only_once(host, cfg, probe, 
         assert probe("echo", target, "old")["replies"][0] == f"{cfg['reply_prefix']}old"
 
 
+def test_another_apps_wheels_in_the_shared_cache_change_nothing(host, cfg, variables):
+    """The wheel cache is shared by every app and checkout on the controller: a run for another app
+    (here in check mode: it fills the cache, not the host) must not make this app's next run change
+    anything. Before each download had a directory of its own, the other app's wheel sat in the
+    platform directory, was copied to this host and force-reinstalled, and every process restarted."""
+    source = variables.get("echo_app_package", "")
+    if not source or source.endswith(".whl"):
+        pytest.skip("app_custom deploys a package directory and plays the other app with the bundled echo app")
+    pids = {name: host.run(f"supervisorctl pid '{cfg['name']}:{name}'").stdout.strip() for name in statuses(host, cfg)}
+    other = converge_again(host, RESOURCES / "converge_app.yml", "echo_app_package=", check=True)
+    assert other.returncode == 0, other.stdout[-4000:] + other.stderr[-2000:]
+    again = converge_again(host, RESOURCES / "converge_app.yml")
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]
+    assert changed_count(again) == 0, again.stdout[-4000:]
+    assert {name: host.run(f"supervisorctl pid '{cfg['name']}:{name}'").stdout.strip() for name in pids} == pids
+
+
 def test_zz_lowering_numprocs_leaves_exactly_that_many(host, cfg, probe):
     """Converge again with one process fewer (the real playbook), then count processes and sockets."""
     if cfg["numprocs"] < 2:
