@@ -34,10 +34,10 @@ OUT = ROOT / ".harness" / "molecule"
 STAGES = ["destroy", "syntax", "create", "prepare", "converge", "idempotence", "check", "verify"]
 RELEASES = ["12", "13"]
 # The scenarios whose hosts start from the bare image, so the roles install every OS package on both
-# releases: fleet (app hosts and each load balancer kind) and bake (the app and each kind on a build
-# host). The others start from the image with those packages installed (scripts/build-images.sh):
+# releases: fleet (app hosts and each load balancer kind), bake (the app and each kind on a build
+# host) and lb_haproxy_tcp (the app and HAProxy, over SSH with become). The others start from the image with those packages installed (scripts/build-images.sh):
 # what they test starts after installation, and apt would only add minutes of CPU to each of them.
-INSTALL_FROM_NOTHING = {"fleet", "bake"}
+INSTALL_FROM_NOTHING = {"fleet", "bake", "lb_haproxy_tcp"}
 # Roughly how long a run takes here (2 cores, 4 at once), to start the long ones first.
 WEIGHT = {"fleet": 1000, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
           "app_custom": 260, "app_unix": 220, "app_tcp": 220, "default": 40}

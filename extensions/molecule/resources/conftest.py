@@ -29,10 +29,12 @@ class Probe:
 
     def __init__(self, host):
         self.host = host
-        host.ansible("copy", f"src={RESOURCES / 'wsprobe.py'} dest={PROBE} mode=0755", check=False)
-        tls_dir = host.ansible.get_variables().get("wsfleet_test_tls_dir")
+        variables = host.ansible.get_variables()
+        become = bool(variables.get("ansible_become"))  # hosts reached over SSH as an unprivileged user
+        host.ansible("copy", f"src={RESOURCES / 'wsprobe.py'} dest={PROBE} mode=0755", check=False, become=become)
+        tls_dir = variables.get("wsfleet_test_tls_dir")
         if tls_dir:
-            host.ansible("copy", f"src={tls_dir}/cert.pem dest={CAFILE} mode=0644", check=False)
+            host.ansible("copy", f"src={tls_dir}/cert.pem dest={CAFILE} mode=0644", check=False, become=become)
 
     def command(self, *args: object) -> str:
         return f"env WSPROBE_CAFILE={CAFILE} {PYTHON} {PROBE} " + " ".join(shlex.quote(str(a)) for a in args)
