@@ -110,3 +110,13 @@ def test_empty_group_is_an_error() -> None:
 
 def test_registered_under_its_name() -> None:
     assert FilterModule().filters()["backend_endpoints"] is backend_endpoints
+
+
+def test_the_settings_the_supervisord_role_published_win_over_inventory_variables() -> None:
+    """Play vars never reach hostvars: the role publishes what it resolved, and the filter reads that first."""
+    published = {"supervisord_program_name": "chat", "supervisord_socket_dir": "/run/chat", "supervisord_numprocs": "2",
+                 "supervisord_listen": "unix", "supervisord_bind_address": "127.0.0.1", "supervisord_port_base": "8000"}
+    hostvars = {"lb1": {"supervisord_numprocs": 4, "supervisord_endpoint_settings": published}}
+    endpoints = backend_endpoints(["lb1"], hostvars, "lb1")
+    assert [e["unix"] for e in endpoints] == ["/run/chat/chat_00.sock", "/run/chat/chat_01.sock"]
+    assert [e["name"] for e in endpoints] == ["lb1_chat_00", "lb1_chat_01"]

@@ -10,9 +10,11 @@ short_description: Every supervised app process of a group of hosts, as load bal
 version_added: 0.1.0
 description:
   - For every host of the backend group, in inventory order, one endpoint per process of its
-    C(wsfleet.fleet.supervisord) program, read from that host's own variables (the role's defaults
-    where the host sets none; C(supervisord_numprocs) then defaults to the host's vCPU count, which
-    needs its facts).
+    C(wsfleet.fleet.supervisord) program. Its settings come from the fact
+    C(supervisord_endpoint_settings) that the supervisord role publishes on the host when it runs
+    in the same playbook run (so play vars, extra vars and role params count); otherwise from that
+    host's inventory variables (the role's defaults where the host sets none;
+    C(supervisord_numprocs) then defaults to the host's vCPU count, which needs its facts).
   - A process on the load balancer host itself is reached over its Unix socket; a process on
     another host over C(address:port), which needs C(supervisord_listen=tcp) on that host and a
     bind address the load balancer can reach.
@@ -83,6 +85,7 @@ _value:
 
 import math
 import re
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -210,6 +213,10 @@ def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host
         if host not in hostvars:
             raise AnsibleFilterError(f"backend_endpoints: {host!r} is not in the inventory")
         host_vars = hostvars[host]
+        published = host_vars.get("supervisord_endpoint_settings") if "supervisord_endpoint_settings" in host_vars else None
+        if isinstance(published, Mapping):
+            # What the supervisord role resolved on that host (play vars, -e and role params included).
+            host_vars = ChainMap(dict(published), host_vars)
         program = str(_setting(host_vars, defaults, "supervisord_program_name"))
         listen = str(_setting(host_vars, defaults, "supervisord_listen"))
         count = _numprocs(host, host_vars)

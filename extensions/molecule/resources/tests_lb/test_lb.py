@@ -55,6 +55,18 @@ def wait_all_backends_up(host, probe, numprocs, lb_url, timeout=30):
     raise AssertionError(f"not every process is reachable through the LB\n{service_log(host)}")
 
 
+def test_reached_over_ssh_as_an_unprivileged_user_with_become(host, variables):
+    """lb_haproxy_tcp is converged and verified the way fleets are run: SSH as `deploy`, sudo to root."""
+    if variables.get("ansible_connection") != "ssh":
+        pytest.skip("this scenario is reached through docker exec; lb_haproxy_tcp goes over SSH")
+    assert variables["ansible_user"] == "deploy" and variables["ansible_become"] is True
+    assert host.run("id -un").stdout.strip() == "root"  # the tests, too, run their commands with sudo
+    assert host.run("printenv SUDO_USER").stdout.strip() == "deploy"
+    assert host.user("deploy").uid != 0 and "sudo" not in host.user("deploy").groups
+    accepted = host.run("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey for deploy'").stdout.strip()
+    assert int(accepted or 0) > 0, "sshd never let deploy in with its key"
+
+
 def test_service_running_and_listening(host, lb):
     service = host.service(lb)
     assert service.is_running, service_log(host)
@@ -158,3 +170,33 @@ def test_kill_9_of_one_process_new_connections_keep_succeeding(host, probe, nump
     host.run(f"kill -9 {pid}")
     out = probe("connects", lb_url, 100)
     assert out == {"ok": 100, "failed": 0, "errors": []}, f"{out}\n{service_log(host)}"
+
+
+def test_zz_program_and_socket_dir_set_as_play_vars_reach_the_load_balancer(host, probe, lb, lb_url, numprocs, variables, tmp_path):
+    """Play vars never show in hostvars: the load balancer learns the program's name and socket
+    directory from what the supervisord role published, so the server list and the app agree."""
+    if not variables.get("wsfleet_test_play_vars"):
+        pytest.skip("lb_haproxy sets the program name and socket directory as play vars")
+    playbook = tmp_path / "play_vars.yml"
+    playbook.write_text(json.dumps([{
+        "name": "site.yml with the program named by play vars",
+        "ansible.builtin.import_playbook": str(SITE),
+        "vars": {"supervisord_program_name": "chat", "supervisord_socket_dir": "/run/chat"},
+    }]))
+    try:
+        result = converge_again(host, playbook)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        assert "/run/chat/chat_00.sock" in host.file(config_path(lb)).content_string
+        deadline = time.monotonic() + 30
+        while True:  # HAProxy's health checks take the new servers up within seconds
+            spread = probe("spread", lb_url, 4 * numprocs)["processes"]
+            if sorted(name.split("/")[1] for name in spread) == [f"chat_{i:02d}" for i in range(numprocs)]:
+                break
+            assert time.monotonic() < deadline, (spread, service_log(host))
+            time.sleep(1)
+    finally:
+        host.run("supervisorctl stop 'chat:*'; rm -f /etc/supervisor/conf.d/chat.conf /etc/tmpfiles.d/wsfleet-chat.conf; "
+                 "supervisorctl update; rm -rf /run/chat")
+        restored = converge_again(host, SITE)
+        assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
+    wait_all_backends_up(host, probe, numprocs, lb_url)
