@@ -225,7 +225,7 @@ def test_installed_read_only_collection_on_an_offline_controller(host, variables
     built = run([venv_bin / "ansible-galaxy", "collection", "build", "--output-path", tmp_path / "dist", root])
     assert built.returncode == 0, built.stdout + built.stderr
     tarball = next((tmp_path / "dist").glob("wsfleet-fleet-*.tar.gz"))
-    installed = run([venv_bin / "ansible-galaxy", "collection", "install", "--no-deps", "-p", tmp_path / "collections", tarball])
+    installed = run([venv_bin / "ansible-galaxy", "collection", "install", "--no-deps", "--force", "-p", tmp_path / "collections", tarball])
     assert installed.returncode == 0, installed.stdout + installed.stderr
     collection = tmp_path / "collections" / "ansible_collections" / "wsfleet" / "fleet"
     for path in [collection, *collection.rglob("*")]:
