@@ -181,14 +181,14 @@ def test_keepalive_pings_idle_clients_and_closes_those_that_never_answer(start_s
 
 
 def test_keepalive_spreads_pings_over_the_interval_and_repeats_them(start_server) -> None:
-    """Every connection gets a ping within each interval; the connections are not all pinged at once."""
+    """Every connection gets a ping every interval, its first within two; they are not all pinged at once."""
     server = start_server("tcp", ping_interval=1, ping_timeout=1)
     clients = {raw_websocket(server.port): time.monotonic() for _ in range(30)}
     pings: dict[socket.socket, list[float]] = {sock: [] for sock in clients}
     with selectors.DefaultSelector() as selector:
         for sock in clients:
             selector.register(sock, selectors.EVENT_READ)
-        deadline = time.monotonic() + 3.6
+        deadline = time.monotonic() + 4.6
         while (left := deadline - time.monotonic()) > 0:
             for key, _ in selector.select(timeout=left):
                 opcode, payload = read_frame(key.fileobj)
@@ -198,11 +198,47 @@ def test_keepalive_spreads_pings_over_the_interval_and_repeats_them(start_server
     for sock, opened in clients.items():
         times = [opened, *pings[sock]]
         gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-        assert len(gaps) >= 3 and max(gaps) < 1 + 0.3, gaps  # first ping within the interval, then every interval
+        # The first ping once a full interval has passed (the test below checks that strictly), so within
+        # two; then one every interval.
+        assert len(gaps) >= 3 and gaps[0] < 2 + 0.3 and max(gaps[1:]) < 1 + 0.3, gaps
         assert min(gaps[1:]) > 1 - 0.3, gaps
         sock.close()
     # Spread: the first pings of 30 connections opened within a moment fall in many 50 ms windows.
     windows = {int(times[0] / 0.05) for times in pings.values()}
+    assert len(windows) >= 8, sorted(windows)
+    server.stop()
+    assert "sent 1011" not in server.log() and "Traceback" not in server.log(), server.log()
+
+
+def test_keepalive_first_ping_comes_a_full_interval_after_opening(start_server) -> None:
+    """As websockets' own keepalive: no connection is pinged before one interval has passed since it
+    opened; each gets its first ping within two intervals, and those first pings are still spread."""
+    interval = 3
+    server = start_server("tcp", ping_interval=interval, ping_timeout=interval)
+    clients: dict[socket.socket, float] = {}
+    for _ in range(30):
+        opening = time.monotonic()  # before the handshake, so before the server sees the connection open
+        clients[raw_websocket(server.port)] = opening
+    first_ping: dict[socket.socket, float] = {}
+    with selectors.DefaultSelector() as selector:
+        for sock in clients:
+            selector.register(sock, selectors.EVENT_READ)
+        deadline = max(clients.values()) + 2 * interval + 0.5
+        while len(first_ping) < len(clients) and (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(timeout=left):
+                opcode, payload = read_frame(key.fileobj)
+                assert opcode == PING, opcode
+                first_ping.setdefault(key.fileobj, time.monotonic())
+                send_frame(key.fileobj, PONG, payload)
+    after = sorted(round(first_ping[sock] - opening, 3) for sock, opening in clients.items() if sock in first_ping)
+    for sock in clients:
+        sock.close()
+    early = [seconds for seconds in after if seconds < interval]
+    assert not early, f"{len(early)} of {len(clients)} connections pinged before {interval} s: {early}"
+    assert len(after) == len(clients), f"only {len(after)} of {len(clients)} pinged within 2 intervals: {after}"
+    assert after[-1] < 2 * interval + 0.5, after
+    # Spread: the first pings of 30 connections opened within a moment fall in many interval/20 windows.
+    windows = {int(pinged / (interval / 20)) for pinged in first_ping.values()}
     assert len(windows) >= 8, sorted(windows)
     server.stop()
     assert "sent 1011" not in server.log() and "Traceback" not in server.log(), server.log()
