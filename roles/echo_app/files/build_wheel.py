@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) wsfleet maintainers
 # SPDX-License-Identifier: Apache-2.0
 """Build the app wheel on the controller without writing into the package directory.
