@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
 import re
 import resource
@@ -13,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -145,6 +148,74 @@ def test_sigterm_ends_a_background_run_early_with_its_report(start_server) -> No
     assert report["messages"]["total_round_trips"] >= 10, report
 
 
+def summary_rows(stdout: str) -> dict[str, str]:
+    """The summary table as {row name: value}."""
+    return dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in stdout.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("sig", "as_json"),
+    [(signal.SIGTERM, True), (signal.SIGTERM, False), (signal.SIGINT, False)],
+    ids=["term-json", "term-table", "int-table"],
+)
+def test_signal_to_the_whole_process_group_still_reports_what_ran(start_server, sig: int, as_json: bool) -> None:
+    """`timeout 5 wsfleet-load ...`, `kill -- -PGID`, a CI cancel, Ctrl-C: the parent and every worker get
+    the signal at once; each worker stops its load and reports, and the report counts what ran."""
+    server = start_server("unix")
+    args = ["--unix", server.unix_path, "-c", "20", "--workers", "2", "--rate", "5", "-d", "600"]
+    client = subprocess.Popen(
+        [sys.executable, "-m", "wsfleet_echo.load", *(["--json"] if as_json else []), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a shell job or a CI step has
+    )
+    try:
+        wait_for(lambda: opened(server) == 20, "20 connections")
+        time.sleep(2)
+        started = time.monotonic()
+        os.killpg(client.pid, sig)
+        out, err = client.communicate(timeout=15)
+        elapsed = time.monotonic() - started
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # workers left behind, if any; the group is ours
+            os.killpg(client.pid, signal.SIGKILL)
+        if client.poll() is None:
+            client.wait(timeout=5)
+    stdout, stderr = out.decode(), err.decode()
+    assert client.returncode == 1, stdout + stderr
+    assert elapsed < 8, f"took {elapsed:.1f} s to stop"
+    assert "Traceback" not in stderr, stderr
+    if as_json:
+        report = json.loads(stdout)
+        assert report["completed"] is False and report["exit_code"] == 1, report
+        assert report["workers"] == {"count": 2, "reported": 2, "lost": {}}, report
+        assert report["handshakes"] == {"ok": 20, "failed": 0, "failed_by_reason": {}}, report
+        assert report["messages"]["round_trips"] > 0 and report["messages"]["total_round_trips"] >= 20, report
+        assert report["open_at_end"] == 20 and report["closes"]["by_code"] == {} and report["errors"] == {}, report
+    else:
+        rows = summary_rows(stdout)
+        assert rows["handshakes"] == "20 ok, 0 failed", stdout
+        assert rows["workers"] == "2 of 2 reported", stdout
+        assert rows["open at end"] == "20 of 20", stdout
+        assert rows["client errors"] == "none" and rows["server closes"].startswith("none "), stdout
+        assert int(rows["messages/s"].split("(")[1].split()[0].replace(",", "")) > 0, stdout
+        assert rows["result"] == "FAILED (incomplete run)", stdout
+    wait_for(lambda: len(re.findall(r"connection \d+ closed .* code 1000", server.log())) == 20, "20 closes with 1000")
+
+
+def test_summary_shows_lost_workers_and_any_count() -> None:
+    """The table prints whatever a report holds: lost workers' reasons are text, not counts."""
+    parser = load.build_parser()
+    plan = load.make_plan(parser, parser.parse_args(["ws://localhost/", "-c", "4", "--workers", "2"]))
+    lost = {0: "exited with status -15 without a result", 1: "killed: no result in time"}
+    run = SimpleNamespace(interrupted=True, lost=lost, loops={}, results={}, elapsed=1.0)
+    rows = summary_rows(load.format_summary(load.build_report(plan, run, WorkerStats())))
+    reasons = "worker 0 exited with status -15 without a result, worker 1 killed: no result in time"
+    assert rows["workers"] == f"0 of 2 reported; lost: {reasons}"
+    assert rows["result"] == "FAILED (incomplete run)"
+    assert load._counts({"a": 1234, "b": 0.5, "c": "text", "d": None}) == "a 1,234, b 0.5, c text, d None"
+
+
 @pytest.mark.parametrize(("sig", "code", "exit_code"), [(signal.SIGTERM, "1001", 0), (signal.SIGKILL, "1006", 1)])
 def test_server_closes_are_counted_by_code(start_server, sig: int, code: str, exit_code: int) -> None:
     kept, ended = start_server("unix"), start_server("tcp", close_timeout=2)
@@ -197,7 +268,7 @@ def test_refused_targets_count_failed_handshakes_and_exit_1(tmp_path: Path, as_j
     else:
         code, stdout, _ = finish(start_load(*args))
         assert code == 1
-        rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in stdout.splitlines())
+        rows = summary_rows(stdout)
         assert rows["handshakes"] == "0 ok, 4 failed"
         assert "ECONNREFUSED (Connection refused) 2" in rows["failed by"]
         assert rows["open at end"] == "0 of 4"

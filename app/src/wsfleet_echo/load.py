@@ -61,7 +61,7 @@ from websockets.uri import parse_uri
 
 from . import __version__
 from .load_stats import ABNORMAL_CLOSE_CODE, CLEAN_CLOSE_CODES, WorkerStats
-from .load_worker import SLACK_S, Plan, Target, worker_main
+from .load_worker import SLACK_S, STOP_SIGNALS, Plan, Target, worker_main
 
 PROG = "wsfleet-load"
 #: File descriptors a worker needs besides its connections (interpreter, event loop, pipes).
@@ -316,9 +316,16 @@ class Run:
 
     def execute(self) -> WorkerStats:
         """Run to completion (or to the deadline, or Ctrl-C) and return the merged stats."""
-        for process in self.processes:
-            process.start()
         try:
+            # The workers inherit the blocked signals and unblock them once their handlers are in
+            # place (load_worker.StopSignals): a SIGTERM or SIGINT sent to the whole process group
+            # while they start waits in each of them instead of killing it. Ours arrives right after.
+            unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                for process in self.processes:
+                    process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
             self._collect(
                 lambda: len(self.loops) + len(self.lost) >= len(self.processes), time.monotonic() + READY_TIMEOUT_S
             )
@@ -339,6 +346,8 @@ class Run:
             for index, process in enumerate(self.processes):
                 if index not in self.results and index not in self.lost:
                     self.lost[index] = "killed: no result in time"
+                if process.pid is None:  # never started
+                    continue
                 if process.is_alive():
                     process.kill()
                 process.join(timeout=KILL_GRACE_S)
@@ -368,6 +377,11 @@ class Run:
                     self._show_progress()
                 elif kind == "result":
                     self.results[index] = payload
+                elif kind == "signalled":  # a worker got SIGTERM or SIGINT and stopped: so does the run
+                    if not self.interrupted:
+                        print(f"{PROG}: worker {index} got {payload}: stopping the run", file=sys.stderr)
+                    self.interrupted = True
+                    self.stop.set()
                 elif kind == "error":
                     self.lost[index] = "crashed: " + payload.strip().splitlines()[-1]
                     print(f"{PROG}: worker {index} crashed:\n{payload}", file=sys.stderr)
@@ -472,8 +486,15 @@ def build_report(plan: Plan, run: Run, stats: WorkerStats) -> dict[str, Any]:
     }
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{key} {value:,}" for key, value in counts.items()) or "none"
+def _counts(counts: dict[str, Any]) -> str:
+    """``key value, ...``: numbers with thousands separators, any other value as text."""
+    return ", ".join(f"{key} {_count(value)}" for key, value in counts.items()) or "none"
+
+
+def _count(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
 
 
 def format_summary(report: dict[str, Any]) -> str:
@@ -485,6 +506,7 @@ def format_summary(report: dict[str, Any]) -> str:
         "  ".join(f"{key} {lat[key]:.2f}" for key in ("p50", "p90", "p99", "max")) if lat["samples"] else "no samples"
     )
     per_s = f"{msgs['per_s']:,.0f}" if msgs["per_s"] is not None else "-"
+    lost = {f"worker {index}": reason for index, reason in report["workers"]["lost"].items()}
     rows = [
         (
             "run",
@@ -509,7 +531,7 @@ def format_summary(report: dict[str, Any]) -> str:
         (
             "workers",
             f"{report['workers']['reported']} of {report['workers']['count']} reported"
-            + (f"; lost: {_counts(report['workers']['lost'])}" if report["workers"]["lost"] else ""),
+            + (f"; lost: {_counts(lost)}" if lost else ""),
         ),
         ("result", "OK" if report["ok"] else "FAILED" + ("" if report["completed"] else " (incomplete run)")),
     ]
@@ -532,7 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     progress = sys.stderr if args.progress or sys.stderr.isatty() else None
     # Ctrl-C, or SIGTERM (how scripts stop a run in the background, where the shell leaves SIGINT
-    # ignored), ends the run early; the report covers what ran.
+    # ignored), ends the run early; the report covers what ran. Sent to the whole process group
+    # (Ctrl-C, timeout, kill -- -PGID, a CI cancel), it also reaches every worker, which then stops
+    # its load and reports by itself (load_worker.StopSignals).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     run = Run(plan, progress)

@@ -4,6 +4,10 @@ Connection ``k`` (0-based, over all workers) belongs to worker ``k % workers``, 
 ``targets[k % len(targets)]`` and opens ``k / ramp_rate`` seconds after the common start. Every wait
 is bounded: handshakes by the open timeout, echoes by the receive timeout, closes by the close
 timeout, and the whole worker by :meth:`Plan.worker_seconds`.
+
+SIGTERM and SIGINT stop a worker's load as the parent's stop request does: it closes its connections
+and reports what it counted. A signal sent to the whole process group (``timeout``, ``kill -- -PGID``,
+a CI job cancelled, Ctrl-C) reaches the parent and every worker at once; see :class:`StopSignals`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ PROGRESS_INTERVAL_S = 0.5
 START_WAIT_S = 60.0
 #: Slack added to each bounded phase of the worker (task wind-down, final closes).
 SLACK_S = 1.0
+#: The signals that stop a run (the parent's and each worker's).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,28 @@ class Plan:
         return range(worker, self.connections, self.workers)
 
 
+class StopSignals:
+    """Catches SIGTERM and SIGINT in a worker, which then stops its load and reports, as on the parent's request.
+
+    The handler only records the signal (it runs between any two bytecodes and may take no lock the
+    interrupted code could hold); the worker's progress task looks at it every PROGRESS_INTERVAL_S.
+    The parent spawns the workers with these signals blocked, and the worker installs the handler
+    before it unblocks them: one sent while the worker still starts waits for the handler instead
+    of killing the worker.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._handle)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signum
+
+
 class EchoError(Exception):
     """An established connection misbehaved: no echo in time, a wrong echo, an unexpected message."""
 
@@ -142,10 +170,11 @@ def ssl_context(plan: Plan) -> ssl.SSLContext | None:
 class Worker:
     """Drives the connections of one worker on the running event loop."""
 
-    def __init__(self, index: int, plan: Plan, stop: Event, queue: Queue) -> None:
+    def __init__(self, index: int, plan: Plan, stop: Event, queue: Queue, signals: StopSignals | None = None) -> None:
         self.index = index
         self.plan = plan
         self.stop = stop
+        self.signals = signals
         self.queue = queue
         self.stats = WorkerStats()
         self.open: set[ClientConnection] = set()
@@ -199,18 +228,22 @@ class Worker:
         self.stats.window_s = max(0.0, min(finish, self.end) - self.window_start)
         return self.stats
 
+    def _stop_requested(self) -> bool:
+        """The parent asked this worker to stop, or the worker got SIGTERM or SIGINT."""
+        return self.stop.is_set() or (self.signals is not None and self.signals.received is not None)
+
     async def _report_progress(self, tasks: list[asyncio.Task]) -> None:
-        """Send a progress snapshot twice a second; on the parent's stop request, end the run now."""
+        """Send a progress snapshot twice a second; on a stop request or signal, end the run now."""
         loop = asyncio.get_running_loop()
         while True:
+            if self.stopped_at is None and self._stop_requested():
+                self.stopped_at = loop.time()
+                for task in tasks:
+                    task.cancel()
             await asyncio.sleep(PROGRESS_INTERVAL_S)
             stats = self.stats
             snapshot = (len(self.open), stats.handshakes_ok, stats.handshakes_failed.total(), stats.round_trips_total)
             self.queue.put(("progress", self.index, snapshot))
-            if self.stop.is_set() and self.stopped_at is None:
-                self.stopped_at = loop.time()
-                for task in tasks:
-                    task.cancel()
 
     async def _sleep_until(self, when: float) -> None:
         await asyncio.sleep(max(0.0, when - asyncio.get_running_loop().time()))
@@ -357,7 +390,8 @@ class Worker:
 
 def worker_main(index: int, plan: Plan, start: Event, start_at: Synchronized, stop: Event, queue: Queue) -> None:
     """Entry point of a worker process: report ready, wait for the start, run, report the result."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which asks us to stop
+    signals = StopSignals()
+    signals.install()  # first of all: SIGTERM or SIGINT, pending since the spawn, arrives here
     try:
         run: Callable[[Coroutine[Any, Any, WorkerStats]], WorkerStats] = asyncio.run
         loop_name = "asyncio"
@@ -371,7 +405,9 @@ def worker_main(index: int, plan: Plan, start: Event, start_at: Synchronized, st
         queue.put(("ready", index, loop_name))
         if not start.wait(START_WAIT_S):
             return
-        stats = run(Worker(index, plan, stop, queue).run(start_at.value))
+        stats = run(Worker(index, plan, stop, queue, signals).run(start_at.value))
+        if signals.received is not None:  # the run is incomplete even if the parent got no signal itself
+            queue.put(("signalled", index, signal.Signals(signals.received).name))
         queue.put(("result", index, stats))
     except Exception:  # the parent reports the worker as lost, with this traceback
         queue.put(("error", index, traceback.format_exc()))
