@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 RESOURCES = Path(__file__).resolve().parent
 PROBE = "/usr/local/bin/wsprobe"
 PYTHON = "/opt/wsfleet-echo/venv/bin/python"  # the app's virtualenv has the websockets client
+LOAD = "/opt/wsfleet-echo/venv/bin/wsfleet-load"  # and the app's load client
 CAFILE = "/usr/local/share/wsprobe-ca.pem"  # the TLS scenarios' self-signed certificate, trusted by wsprobe
 
 
@@ -46,6 +48,56 @@ class Probe:
 
     def ok(self, *args: object) -> bool:
         return self.host.run(self.command(*args)).rc == 0
+
+
+class Load:
+    """wsfleet-load in the background on the load balancer host; stop() ends it and returns its JSON."""
+
+    def __init__(self, host, *args: object) -> None:
+        self.host = host
+        self.out = f"/tmp/wsfleet-load-{time.monotonic_ns()}"
+        argv = " ".join(str(a) for a in args)
+        cmd = host.run(f"nohup {LOAD} --json --workers 2 {argv} >{self.out}.json 2>{self.out}.err & echo $! >{self.out}.pid")
+        assert cmd.rc == 0, cmd.stderr
+
+    def wait_open(self, count: int, timeout: float = 60) -> None:
+        """Wait until the client reports count open connections (its progress line on stderr)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            progress = self.host.run(f"tail -c 400 {self.out}.err").stdout
+            if f"open {count:,} " in progress.rsplit("\r", 1)[-1]:
+                return
+            time.sleep(0.5)
+        pytest.fail(f"wsfleet-load did not open {count} connections: {progress}")
+
+    def stop(self) -> dict:
+        self.host.run(f"kill -TERM $(cat {self.out}.pid)")  # ends the run early, with its report
+        for _ in range(60):
+            if self.host.run(f"kill -0 $(cat {self.out}.pid)").rc != 0:
+                break
+            time.sleep(0.5)
+        text = self.host.file(f"{self.out}.json").content_string
+        assert text.strip(), self.host.file(f"{self.out}.err").content_string
+        return json.loads(text)
+
+
+class Watch:
+    """A wsprobe watch-* command in the background on a host; result() waits for its JSON."""
+
+    def __init__(self, host, probe: Probe, *args: object) -> None:
+        self.host = host
+        self.out = f"/tmp/wsprobe-watch-{time.monotonic_ns()}.json"
+        cmd = host.run(f"nohup {probe.command(*args)} >{self.out} 2>{self.out}.err &")
+        assert cmd.rc == 0, cmd.stderr
+
+    def result(self, timeout: float = 60) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.host.file(self.out).content_string
+            if text.strip():
+                return json.loads(text)
+            time.sleep(0.5)
+        pytest.fail(f"watch gave nothing: {self.host.file(self.out + '.err').content_string}")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,11 @@ Every command prints one JSON object and exits 0 when it could run; the tests as
   wsprobe.py connects TARGET COUNT             COUNT new connections one after another, each echoing once
   wsprobe.py hold TARGET DIR                   echo, write DIR/ready, wait (<= 600 s) for DIR/go, echo
                                                again, write DIR/result (run it in the background)
+  wsprobe.py watch-health TARGET SECONDS       GET /healthz every 0.2 s (each given 5 s): [[time, status or null], ...]
+  wsprobe.py watch-haproxy SECONDS             HAProxy's server states (admin socket) every 0.1 s:
+                                               [[time, {address: op_state}], ...] (0 down, 2 up)
+  wsprobe.py slow-headers TARGET COUNT         COUNT clients send their request headers one byte a second;
+                                               while they do, one echo and one /healthz; when each was cut
 TARGET is a Unix socket path (starts with /), host:port, or wss://host:port (TLS, trusting the
 certificate file named by $WSPROBE_CAFILE).
 """
@@ -147,6 +152,83 @@ async def cmd_hold(target: str, directory: str) -> dict:
     return result
 
 
+async def cmd_slow_headers(target: str, count: int, limit: float = 40) -> dict:
+    """COUNT plain-TCP clients that never finish their request headers (one byte a second, as a
+    slowloris does); while they are all held, a real client's echo and a /healthz. Reports, for each
+    slow client, the seconds from its first byte until the load balancer cut it (None: still open
+    after ``limit`` s)."""
+    host, port = target.removeprefix("wss://").rsplit(":", 1)
+    tls = tls_context() if target.startswith("wss://") else None
+
+    async def slow_client() -> float | None:
+        reader, writer = await asyncio.open_connection(host, int(port), ssl=tls, server_hostname=host if tls else None)
+        started = time.monotonic()
+        try:
+            writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+            header = b"X-Slow: " + b"a" * 1000
+            for byte in header:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                try:
+                    # Anything back (HAProxy's 408) or the end of the stream: the client was cut.
+                    await asyncio.wait_for(reader.read(65536), 1)
+                    return round(time.monotonic() - started, 2)
+                except TimeoutError:
+                    pass
+                if time.monotonic() - started > limit:
+                    return None
+            return None
+        except (ConnectionError, OSError):
+            return round(time.monotonic() - started, 2)
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(slow_client()) for _ in range(count)]
+    await asyncio.sleep(2)  # every slow client is connected and sending
+    served = {"echo": None, "health": None}
+    try:
+        served["echo"] = (await cmd_echo(target, ["while slow clients wait"]))["replies"][0]
+    except Exception as exc:  # noqa: BLE001 - reported, the test asserts on it
+        served["echo"] = f"{type(exc).__name__}: {exc}"
+    served["health"] = await asyncio.to_thread(raw_get, target, "/healthz")
+    served["slow_open_meanwhile"] = sum(not t.done() for t in tasks)
+    cut_after = await asyncio.gather(*tasks)
+    return {"cut_after": cut_after, **served}
+
+
+def watch_health(target: str, seconds: float) -> list:
+    samples = []
+    end = time.time() + seconds
+    while time.time() < end:
+        started = time.time()
+        try:
+            samples.append([round(started, 3), raw_get(target, "/healthz")])
+        except OSError:  # refused, reset or no answer within 5 s
+            samples.append([round(started, 3), None])
+        time.sleep(0.2)
+    return samples
+
+
+def watch_haproxy(seconds: float, admin: str = "/run/haproxy/admin.sock") -> list:
+    samples = []
+    end = time.time() + seconds
+    while time.time() < end:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(admin)
+            sock.sendall(b"show servers state wsfleet\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        states = {}
+        for line in data.decode().splitlines()[2:]:
+            fields = line.split()
+            if len(fields) > 5:  # be_id be_name srv_id srv_name srv_addr srv_op_state ...
+                states[f"{fields[4]}:{fields[18]}" if len(fields) > 18 else fields[4]] = int(fields[5])
+        samples.append([round(time.time(), 3), states])
+        time.sleep(0.1)
+    return samples
+
+
 def main(argv: list[str]) -> int:
     command, target, *rest = argv
     if command == "echo":
@@ -161,6 +243,12 @@ def main(argv: list[str]) -> int:
         out = asyncio.run(cmd_connects(target, int(rest[0])))
     elif command == "hold":
         out = asyncio.run(cmd_hold(target, rest[0]))
+    elif command == "watch-health":
+        out = watch_health(target, float(rest[0]))
+    elif command == "watch-haproxy":
+        out = watch_haproxy(float(target))
+    elif command == "slow-headers":
+        out = asyncio.run(cmd_slow_headers(target, int(rest[0])))
     elif command == "close-code":
         out = asyncio.run(cmd_close_code(target, rest[1:] if rest[:1] == ["--"] else rest))
     else:

@@ -19,13 +19,12 @@ import pytest
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
 
-from conftest import RESOURCES, Probe, service_log
+from conftest import RESOURCES, Load, Probe, Watch, service_log
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = AnsibleRunner(INVENTORY)
 PLAYBOOKS = RESOURCES.parent.parent.parent / "playbooks"
 LB_URL = "127.0.0.1:8080"
-LOAD = "/opt/wsfleet-echo/venv/bin/wsfleet-load"
 CONFIG = {"nginx": "/etc/nginx/nginx.conf", "haproxy": "/etc/haproxy/haproxy.cfg"}
 
 
@@ -82,37 +81,6 @@ def playbook(name: str, tmp_path: Path, groups: dict[str, list[str]] | None = No
     result = subprocess.run([*args, str(PLAYBOOKS / name)], capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, f"{name} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
     return result
-
-
-class Load:
-    """wsfleet-load in the background on the load balancer host; stop() ends it and returns its JSON."""
-
-    def __init__(self, host, *args: object) -> None:
-        self.host = host
-        self.out = f"/tmp/wsfleet-load-{time.monotonic_ns()}"
-        argv = " ".join(str(a) for a in args)
-        cmd = host.run(f"nohup {LOAD} --json --workers 2 {argv} >{self.out}.json 2>{self.out}.err & echo $! >{self.out}.pid")
-        assert cmd.rc == 0, cmd.stderr
-
-    def wait_open(self, count: int, timeout: float = 60) -> None:
-        """Wait until the client reports count open connections (its progress line on stderr)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            progress = self.host.run(f"tail -c 400 {self.out}.err").stdout
-            if f"open {count:,} " in progress.rsplit("\r", 1)[-1]:
-                return
-            time.sleep(0.5)
-        pytest.fail(f"wsfleet-load did not open {count} connections: {progress}")
-
-    def stop(self) -> dict:
-        self.host.run(f"kill -TERM $(cat {self.out}.pid)")  # ends the run early, with its report
-        for _ in range(60):
-            if self.host.run(f"kill -0 $(cat {self.out}.pid)").rc != 0:
-                break
-            time.sleep(0.5)
-        text = self.host.file(f"{self.out}.json").content_string
-        assert text.strip(), self.host.file(f"{self.out}.err").content_string
-        return json.loads(text)
 
 
 def test_each_load_balancer_has_every_process_of_every_app_host(lbs):
@@ -208,16 +176,51 @@ def test_scale_out_keeps_open_connections_and_reaches_the_new_host(lbs, tmp_path
     assert app_host(spare).run("supervisorctl status echo:").stdout.count("STOPPED") == 2
 
 
-def test_a_stopped_app_host_drops_out_and_comes_back(lbs):
-    down = app_names()[-1]
-    container = down  # molecule names each container after its platform
-    subprocess.run(["docker", "stop", "-t", "5", container], check=True, capture_output=True)
+def test_an_app_host_crash_fails_no_handshake_and_its_servers_go_down_at_once(lbs):
+    """SIGKILL of a whole app host (docker kill: every process at once, then its address vanishes)
+    under 100 reconnecting clients through each load balancer.
+
+    Its clients see 1006 and reconnect at once, to servers of which two are now dead and, under
+    least-connections, the emptiest. Before on-error mark-down, HAProxy answered 28-36 of those
+    reconnects with 503 (every retry went to the dead servers) and took 4-6 s to mark them down.
+    Now: no failed handshake through either load balancer, HAProxy has the dead host's servers DOWN
+    within 1 s, and /healthz answers 200 on both throughout (each request given 5 s, a cloud load
+    balancer's usual check timeout). Then the host starts again and gets connections again.
+    """
+    down = app_names()[-1]  # molecule names each container after its platform
+    address = RUNNER.get_variables(down)["wsfleet_backend_address"]
+    loads = {kind: Load(host, f"ws://{LB_URL}/", "--connections 100 --ramp-rate 200 --rate 1 --duration 900 --reconnect --progress")
+             for kind, (host, _) in lbs.items()}
+    for load in loads.values():
+        load.wait_open(100)
+    health = {kind: Watch(host, probe, "watch-health", LB_URL, 20) for kind, (host, probe) in lbs.items()}
+    states = Watch(lbs["haproxy"][0], lbs["haproxy"][1], "watch-haproxy", 20)
+    time.sleep(3)
+    crashed_at = time.time()
+    subprocess.run(["docker", "kill", down], check=True, capture_output=True)
     try:
-        for kind, (host, probe) in lbs.items():
-            out = probe("connects", LB_URL, 100, timeout=600)
-            assert out["ok"] == 100, (kind, out, service_log(host))
+        time.sleep(12)
+        reports = {kind: load.stop() for kind, load in loads.items()}
+        for kind, report in reports.items():
+            text = f"{kind}: {json.dumps(report)}"
+            on_down = sum(count for name, count in report["spread"].items() if name.startswith(f"{down}/"))
+            assert report["handshakes"]["failed"] == 0, text  # no reconnect failed, not one 502 or 503
+            assert report["closes"]["by_code"].get("1006", 0) >= 1, text  # the crashed host's clients were cut...
+            assert report["handshakes"]["ok"] >= 100 + report["closes"]["by_code"]["1006"], text  # ...and all came back
+            assert on_down >= 1 and report["open_at_end"] == 100, text
+            assert not report["errors"], text
+        for kind, watch in health.items():
+            samples = watch.result()
+            bad = [s for s in samples if s[1] != 200]
+            assert len(samples) >= 20 and not bad, (kind, bad, len(samples), service_log(lbs[kind][0]))
+        timeline = states.result()
+        dead = [name for name in timeline[0][1] if name.startswith(f"{address}:")]
+        assert len(dead) == int(RUNNER.get_variables(down)["supervisord_numprocs"]), timeline[0]
+        assert all(timeline[0][1][name] == 2 for name in dead), timeline[0]  # up before the crash
+        marked = next((t for t, st in timeline if t >= crashed_at and all(st[name] == 0 for name in dead)), None)
+        assert marked is not None and marked - crashed_at <= 1.0, (marked and marked - crashed_at, timeline[-1])
     finally:
-        subprocess.run(["docker", "start", container], check=True, capture_output=True)
+        subprocess.run(["docker", "start", down], check=True, capture_output=True)
     wanted = expected_processes(app_names())
     for kind, (host, probe) in lbs.items():
         deadline = time.monotonic() + 90

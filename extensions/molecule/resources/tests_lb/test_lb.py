@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 
 import pytest
 import testinfra.utils.ansible_runner
-from conftest import RESOURCES, converge_again, service_log
+from conftest import CAFILE, RESOURCES, Load, Watch, converge_again, service_log
 
 if "MOLECULE_INVENTORY_FILE" in os.environ:
     testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
@@ -131,6 +132,22 @@ def test_idle_websocket_outlives_the_guides_timeouts(probe, lb, lb_url):
     assert out["ok"], out
 
 
+def test_clients_sending_headers_slowly_are_cut_and_others_are_served(probe, lb, lb_url, variables):
+    """50 slowloris clients (request headers one byte a second) are cut at the request-header timeout.
+
+    Without it HAProxy keeps them for timeout client and nginx for its 60-s client_header_timeout;
+    each holds a connection (and a maxconn slot) meanwhile. While they are all held, a real client
+    still gets its handshake and echo, and /healthz answers.
+    """
+    limit = int(variables.get("haproxy_lb_timeout_http_request" if lb == "haproxy" else "nginx_lb_client_header_timeout", 10))
+    out = probe("slow-headers", lb_url, 50, timeout=90)
+    assert out["slow_open_meanwhile"] == 50, out  # the real client below was served while all 50 were held
+    assert out["echo"] == "while slow clients wait" and out["health"] == 200, out
+    cut = out["cut_after"]
+    assert None not in cut, out  # every slow client was cut (the probe gives up at 40 s)
+    assert limit - 1 <= min(cut) and max(cut) <= limit + 3, (limit, cut)
+
+
 def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(host, probe, lb, lb_url):
     before = host.file(config_path(lb)).sha256sum
     extra = "nginx_lb_extra_server_directives" if lb == "nginx" else "haproxy_lb_extra_frontend_directives"
@@ -170,6 +187,46 @@ def test_kill_9_of_one_process_new_connections_keep_succeeding(host, probe, nump
     host.run(f"kill -9 {pid}")
     out = probe("connects", lb_url, 100)
     assert out == {"ok": 100, "failed": 0, "errors": []}, f"{out}\n{service_log(host)}"
+
+
+def running_pids(host) -> list[str]:
+    return re.findall(r"RUNNING +pid (\d+)", host.run("supervisorctl status echo:").stdout)
+
+
+def test_an_app_change_through_site_yml_restarts_one_process_at_a_time_under_load(host, probe, numprocs, lb_url, tls):
+    """site.yml with a changed app setting (echo_app_log_level) while 40 clients reconnect.
+
+    It used to restart every process at once: through nginx, 1000 clients got 1001 and 1072 of their
+    reconnects failed with 502, since no process listened for a moment. Now the processes restart one
+    at a time (supervisord_restart_mode: rolling): every process is new, its clients are told 1012
+    "service restart", and every reconnect succeeds. Then the scenario's own settings come back
+    (a second rolling restart). /healthz, polled every 0.2 s through the load balancer, answers 200
+    throughout.
+    """
+    wait_all_backends_up(host, probe, numprocs, lb_url)
+    before = running_pids(host)
+    target = f"wss://127.0.0.1:8080/ --cafile {CAFILE}" if tls else "ws://127.0.0.1:8080/"
+    load = Load(host, target, "--connections 40 --ramp-rate 200 --rate 2 --duration 900 --reconnect --progress")
+    load.wait_open(40)
+    health = Watch(host, probe, "watch-health", lb_url, 60)
+    try:
+        changed = converge_again(host, SITE, "echo_app_log_level=WARNING")
+        time.sleep(2)  # the last restarted process's clients reconnect
+    finally:
+        report = load.stop()
+    samples = health.result(timeout=90)
+    assert len(samples) >= 50 and all(status == 200 for _, status in samples), samples  # some process always answered
+    assert changed.returncode == 0, changed.stdout[-4000:] + changed.stderr[-2000:]
+    after = running_pids(host)
+    assert len(after) == len(before) == numprocs and not set(before) & set(after), (before, after)
+    text = json.dumps(report)
+    closes = report["closes"]["by_code"]
+    assert closes.get("1012", 0) >= 1 and set(closes) == {"1012"}, text  # told "service restart", nothing else
+    assert report["handshakes"]["failed"] == 0 and not report["errors"], text  # no reconnect failed
+    assert report["handshakes"]["ok"] >= 40 + closes["1012"], text
+    restored = converge_again(host, SITE)
+    assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
+    wait_all_backends_up(host, probe, numprocs, lb_url)
 
 
 def test_zz_program_and_socket_dir_set_as_play_vars_reach_the_load_balancer(host, probe, lb, lb_url, numprocs, variables, tmp_path):
