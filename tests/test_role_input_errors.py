@@ -77,6 +77,13 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         # Beyond Linux's default fs.nr_open (1048576 files per process): no host allows it unraised.
         ("nginx_lb", "wsfleet_target_connections=600000", ["nginx_lb_target_connections (600000", "needs 1201024 open files"]),
         ("haproxy_lb", "wsfleet_target_connections=600000", ["haproxy_lb_target_connections (600000", "needs 1201088 open files"]),
+        ("supervisord", "supervisord_restart_mode=serial", ["supervisord_restart_mode", "serial", "rolling"]),
+        ("supervisord", "supervisord_restart_pause=-1", ["supervisord_restart_pause >= 0 (got -1)"]),
+        ("nginx_lb", "nginx_lb_client_header_timeout=0", ["nginx_lb_client_header_timeout", ">= 1"]),
+        ("haproxy_lb", "haproxy_lb_timeout_http_request=0", ["haproxy_lb_timeout_http_request >= 1"]),
+        # A value that ends up in the config file: no spaces or newlines (a newline would add a directive).
+        ("nginx_lb", '{"nginx_lb_tls_ciphers": ["HIGH;\\n    include /etc/passwd"]}', ["nginx_lb_tls_ciphers must be a list of OpenSSL cipher names"]),
+        ("haproxy_lb", '{"haproxy_lb_tls_ciphers": ["HIGH ALL"]}', ["haproxy_lb_tls_ciphers must be a list of OpenSSL cipher names"]),
         ("supervisord", "supervisord_connections_per_process=1100000", ["supervisord_connections_per_process (1100000)", "needs 1101024"]),
     ],
 )

@@ -10,6 +10,8 @@ Every command prints one JSON object and exits 0 when it could run; the tests as
   wsprobe.py connects TARGET COUNT             COUNT new connections one after another, each echoing once
   wsprobe.py hold TARGET DIR                   echo, write DIR/ready, wait (<= 600 s) for DIR/go, echo
                                                again, write DIR/result (run it in the background)
+  wsprobe.py tls-cipher TARGET CIPHER          a TLS 1.2 handshake offering only CIPHER (OpenSSL name):
+                                               {"ok": true, "cipher": ...} or {"ok": false, "error": ...}
   wsprobe.py watch-health TARGET SECONDS       GET /healthz every 0.2 s (each given 5 s): [[time, status or null], ...]
   wsprobe.py watch-haproxy SECONDS             HAProxy's server states (admin socket) every 0.1 s:
                                                [[time, {address: op_state}], ...] (0 down, 2 up)
@@ -196,6 +198,18 @@ async def cmd_slow_headers(target: str, count: int, limit: float = 40) -> dict:
     return {"cut_after": cut_after, **served}
 
 
+def tls_cipher(target: str, cipher: str) -> dict:
+    host, port = target.removeprefix("wss://").rsplit(":", 1)
+    context = tls_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(cipher)
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as sock, context.wrap_socket(sock, server_hostname=host) as tls:
+            return {"ok": True, "cipher": tls.cipher()[0], "version": tls.version()}
+    except (ssl.SSLError, OSError) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
 def watch_health(target: str, seconds: float) -> list:
     samples = []
     end = time.time() + seconds
@@ -243,6 +257,8 @@ def main(argv: list[str]) -> int:
         out = asyncio.run(cmd_connects(target, int(rest[0])))
     elif command == "hold":
         out = asyncio.run(cmd_hold(target, rest[0]))
+    elif command == "tls-cipher":
+        out = tls_cipher(target, rest[0])
     elif command == "watch-health":
         out = watch_health(target, float(rest[0]))
     elif command == "watch-haproxy":

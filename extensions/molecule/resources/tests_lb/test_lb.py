@@ -82,6 +82,18 @@ def test_tls_when_enabled_and_plain_refused(host, probe, tls):
     assert not probe.ok("echo", "127.0.0.1:8080", "plain")
 
 
+def test_tls_offers_only_forward_secret_aead_suites(probe, tls):
+    """Mozilla's intermediate list (without DHE): a client offering only a CBC suite is refused;
+    OpenSSL's default list, which the load balancers used before, accepted it."""
+    if not tls:
+        pytest.skip("this scenario serves plain WebSocket; lb_nginx and lb_haproxy_tcp terminate TLS")
+    good = probe("tls-cipher", "wss://127.0.0.1:8080", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert good["ok"] and good["version"] == "TLSv1.2", good
+    for cipher in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"):  # CBC suites, with and without SHA-1
+        refused = probe("tls-cipher", "wss://127.0.0.1:8080", cipher)
+        assert not refused["ok"], (cipher, refused)
+
+
 def test_echo_text_and_binary_through_the_lb(probe, lb_url):
     assert probe("echo", lb_url, "Hello!", "ünïcode ✓")["replies"] == [
         "Hello!", "Hello! (binary)", "ünïcode ✓", "ünïcode ✓ (binary)"
