@@ -82,6 +82,31 @@ def test_tls_when_enabled_and_plain_refused(host, probe, tls):
     assert not probe.ok("echo", "127.0.0.1:8080", "plain")
 
 
+def test_no_distribution_default_site(host, lb):
+    """Debian's nginx package enables a welcome page on port 80; the role removes its link."""
+    if lb != "nginx":
+        pytest.skip("nginx only")
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+    assert not host.socket("tcp://0.0.0.0:80").is_listening
+
+
+def test_turning_tls_off_removes_the_key_and_serves_plain(host, probe, lb, tls):
+    """With TLS turned off the certificate and key leave the host; turned on again, TLS serves."""
+    if not tls:
+        pytest.skip("this scenario serves plain WebSocket; lb_nginx and lb_haproxy_tcp terminate TLS")
+    files = ["/etc/nginx/wsfleet/tls.crt", "/etc/nginx/wsfleet/tls.key"] if lb == "nginx" else ["/etc/haproxy/wsfleet/tls.pem"]
+    try:
+        off = converge_again(host, SITE, json.dumps({f"{lb}_lb_tls": False}))
+        assert off.returncode == 0, off.stdout[-4000:] + off.stderr[-2000:]
+        assert not [path for path in files if host.file(path).exists], files
+        assert probe("echo", "127.0.0.1:8080", "plain now")["replies"][0] == "plain now"
+    finally:
+        on = converge_again(host, SITE)
+        assert on.returncode == 0, on.stdout[-4000:] + on.stderr[-2000:]
+    assert host.file(files[-1]).mode == 0o600
+    assert probe("echo", "wss://127.0.0.1:8080", "TLS again")["replies"][0] == "TLS again"
+
+
 def test_tls_offers_only_forward_secret_aead_suites(probe, tls):
     """Mozilla's intermediate list (without DHE): a client offering only a CBC suite is refused;
     OpenSSL's default list, which the load balancers used before, accepted it."""
