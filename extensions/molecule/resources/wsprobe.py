@@ -10,6 +10,7 @@ Every command prints one JSON object and exits 0 when it could run; the tests as
   wsprobe.py connects TARGET COUNT             COUNT new connections one after another, each echoing once
   wsprobe.py hold TARGET DIR                   echo, write DIR/ready, wait (<= 600 s) for DIR/go, echo
                                                again, write DIR/result (run it in the background)
+  wsprobe.py get TARGET PATH                   GET PATH: {"status": 200, "body": the first 100000 characters}
   wsprobe.py tls-cipher TARGET CIPHER          a TLS 1.2 handshake offering only CIPHER (OpenSSL name):
                                                {"ok": true, "cipher": ...} or {"ok": false, "error": ...}
   wsprobe.py watch-health TARGET SECONDS       GET /healthz every 0.2 s (each given 5 s): [[time, status or null], ...]
@@ -58,7 +59,7 @@ async def roundtrip(ws, message, timeout: float = 5):
     return await asyncio.wait_for(ws.recv(), timeout)
 
 
-def raw_get(target: str, path: str) -> int:
+def raw_get(target: str, path: str, with_body: bool = False):
     if target.startswith("/"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(5)
@@ -73,7 +74,7 @@ def raw_get(target: str, path: str) -> int:
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-    return int(data.split(b" ", 2)[1])
+    return int(data.split(b" ", 2)[1]) if not with_body else (int(data.split(b" ", 2)[1]), data.partition(b"\r\n\r\n")[2])
 
 
 async def cmd_echo(target: str, messages: list[str]) -> dict:
@@ -257,6 +258,9 @@ def main(argv: list[str]) -> int:
         out = asyncio.run(cmd_connects(target, int(rest[0])))
     elif command == "hold":
         out = asyncio.run(cmd_hold(target, rest[0]))
+    elif command == "get":
+        status, body = raw_get(target, rest[0], with_body=True)
+        out = {"status": status, "body": body.decode(errors="replace")[:100000]}
     elif command == "tls-cipher":
         out = tls_cipher(target, rest[0])
     elif command == "watch-health":

@@ -107,6 +107,16 @@ def test_turning_tls_off_removes_the_key_and_serves_plain(host, probe, lb, tls):
     assert probe("echo", "wss://127.0.0.1:8080", "TLS again")["replies"][0] == "TLS again"
 
 
+def test_haproxy_stats_page_off_without_a_password_and_metrics_on_localhost(host, probe, lb):
+    """The stats listener serves Prometheus metrics; its HTML page only behind a password (none set here)."""
+    if lb != "haproxy":
+        pytest.skip("HAProxy only")
+    assert host.socket("tcp://127.0.0.1:8404").is_listening and not host.socket("tcp://0.0.0.0:8404").is_listening
+    assert probe("get", "127.0.0.1:8404", "/stats")["status"] != 200
+    metrics = probe("get", "127.0.0.1:8404", "/metrics")
+    assert metrics["status"] == 200 and "haproxy_process_" in metrics["body"], metrics
+
+
 def test_tls_offers_only_forward_secret_aead_suites(probe, tls):
     """Mozilla's intermediate list (without DHE): a client offering only a CBC suite is refused;
     OpenSSL's default list, which the load balancers used before, accepted it."""
