@@ -241,7 +241,11 @@ def test_installed_read_only_collection_on_an_offline_controller(host, variables
     playbook.write_text("- hosts: all\n  roles:\n    - wsfleet.fleet.echo_app\n    - wsfleet.fleet.supervisord\n")
     extra = {"echo_app_wheel_cache": str(tmp_path / "cache"),
              "echo_app_pip_download_args": ["--no-index", "--find-links", str(wheelhouse)]}
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "collections"), "ANSIBLE_CONFIG": "/dev/null",
+    # No configuration of the project's (its ansible.cfg points into the clone): an empty one.
+    # (ansible-core refuses ANSIBLE_CONFIG=/dev/null: "Unsupported configuration file extension".)
+    config = tmp_path / "ansible.cfg"
+    config.write_text("[defaults]\n")
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "collections"), "ANSIBLE_CONFIG": str(config),
            "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": "/dev/null", "ANSIBLE_PIPELINING": "true"}
     result = run([venv_bin / "ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.host,
                   "-e", json.dumps(extra), playbook], cwd=tmp_path, env=env)

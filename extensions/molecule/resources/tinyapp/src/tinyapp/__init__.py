@@ -42,7 +42,8 @@ async def run(greeting):
         server = await serve(handler, os.environ.get("WSFLEET_HOST", "127.0.0.1"), port, process_request=health)
     async with server:
         await stop
-    if os.environ.get("WSFLEET_SOCKET_DIR"):
+    # Python 3.13's asyncio removes the socket itself when the server closes (Debian 13).
+    if os.environ.get("WSFLEET_SOCKET_DIR") and os.path.exists(path):
         os.unlink(path)
 
 
