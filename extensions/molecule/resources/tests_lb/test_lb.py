@@ -251,7 +251,10 @@ def test_an_app_change_through_site_yml_restarts_one_process_at_a_time_under_loa
     throughout.
     """
     wait_all_backends_up(host, probe, numprocs, lb_url)
-    before = running_pids(host)
+    deadline = time.monotonic() + 30  # a process restarted by an earlier test is STARTING for startsecs
+    while len(before := running_pids(host)) != numprocs:
+        assert time.monotonic() < deadline, host.run("supervisorctl status").stdout
+        time.sleep(0.5)
     target = f"wss://127.0.0.1:8080/ --cafile {CAFILE}" if tls else "ws://127.0.0.1:8080/"
     load = Load(host, target, "--connections 40 --ramp-rate 200 --rate 2 --duration 900 --reconnect --progress")
     load.wait_open(40)
