@@ -59,7 +59,8 @@ async def roundtrip(ws, message, timeout: float = 5):
     return await asyncio.wait_for(ws.recv(), timeout)
 
 
-def raw_get(target: str, path: str, with_body: bool = False):
+def http_get(target: str, path: str) -> tuple[int, bytes]:
+    """GET path: the status and the body (as sent: chunked bodies keep their chunk lines)."""
     if target.startswith("/"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(5)
@@ -74,7 +75,11 @@ def raw_get(target: str, path: str, with_body: bool = False):
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-    return int(data.split(b" ", 2)[1]) if not with_body else (int(data.split(b" ", 2)[1]), data.partition(b"\r\n\r\n")[2])
+    return int(data.split(b" ", 2)[1]), data.partition(b"\r\n\r\n")[2]
+
+
+def raw_get(target: str, path: str) -> int:
+    return http_get(target, path)[0]
 
 
 async def cmd_echo(target: str, messages: list[str]) -> dict:
@@ -259,7 +264,7 @@ def main(argv: list[str]) -> int:
     elif command == "hold":
         out = asyncio.run(cmd_hold(target, rest[0]))
     elif command == "get":
-        status, body = raw_get(target, rest[0], with_body=True)
+        status, body = http_get(target, rest[0])
         out = {"status": status, "body": body.decode(errors="replace")[:100000]}
     elif command == "tls-cipher":
         out = tls_cipher(target, rest[0])
