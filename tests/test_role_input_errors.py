@@ -86,6 +86,8 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("haproxy_lb", '{"haproxy_lb_tls_ciphers": ["HIGH ALL"]}', ["haproxy_lb_tls_ciphers must be a list of OpenSSL cipher names"]),
         ("nginx_lb", '{"nginx_lb_default_site": true, "nginx_lb_port": 80}', ["nginx_lb_default_site only with nginx_lb_port other than 80"]),
         ("haproxy_lb", '{"haproxy_lb_stats_password": "two words"}', ["haproxy_lb_stats_password printable characters without spaces"]),
+        ("supervisord", "supervisord_restart_signal=KILL", ["supervisord_restart_signal", "KILL", "USR1"]),
+        ("haproxy_lb", '{"haproxy_lb_stats_user": "admin user"}', ["haproxy_lb_stats_user must be letters, digits"]),
         ("supervisord", "supervisord_connections_per_process=1100000", ["supervisord_connections_per_process (1100000)", "needs 1101024"]),
     ],
 )
