@@ -89,13 +89,55 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("supervisord", "supervisord_restart_signal=KILL", ["supervisord_restart_signal", "KILL", "USR1"]),
         ("haproxy_lb", '{"haproxy_lb_stats_user": "admin user"}', ["haproxy_lb_stats_user must be letters, digits"]),
         ("supervisord", "supervisord_connections_per_process=1100000", ["supervisord_connections_per_process (1100000)", "needs 1101024"]),
+        # System directories are never taken over (owner, group, mode, and a tmpfiles.d entry for every boot).
+        ("supervisord", "supervisord_socket_dir=/tmp", ["supervisord_socket_dir='/tmp' is a top-level directory"]),
+        ("supervisord", "supervisord_socket_dir=/var/run", ["supervisord_socket_dir='/var/run' is a system directory"]),
+        ("supervisord", "supervisord_socket_dir=/run/user", ["supervisord_socket_dir='/run/user' is a system directory"]),
+        ("supervisord", "supervisord_socket_dir=/run/wsfleet/../lock", ["supervisord_socket_dir='/run/wsfleet/../lock' must be an absolute path"]),
+        ("supervisord", '{"supervisord_socket_dir": "/run/ws fleet"}', ["supervisord_socket_dir='/run/ws fleet' must be an absolute path of letters"]),
+        # A newline would add lines to the program file: [program:evil] with user=root.
+        ("supervisord", '{"supervisord_program_env": {"A": "1\\"\\n[program:evil]\\ncommand=/bin/sh\\nuser=root"}}',
+         ["supervisord_program_env.A must not contain control characters"]),
+        ("supervisord", '{"supervisord_program_command": "/bin/true\\nuser=root"}', ["supervisord_program_command must not contain control characters"]),
+        ("supervisord", '{"supervisord_bind_address": "0.0.0.0\\tx", "supervisord_listen": "tcp"}', ["supervisord_bind_address must not contain control characters"]),
+        # Directories of the app: never a system one.
+        ("echo_app", "echo_app_root=/usr/local", ["echo_app_root='/usr/local' is a system directory"]),
+        ("echo_app", "echo_app_config_dir=/etc", ["echo_app_config_dir='/etc' is a top-level directory"]),
+        ("echo_app", "echo_app_config_dir=/etc/nginx", ["echo_app_config_dir='/etc/nginx' is a system directory"]),
+        ("echo_app", "echo_app_config_dir=/opt/wsfleet-echo/etc", ["echo_app_config_dir (/opt/wsfleet-echo/etc) and echo_app_root (/opt/wsfleet-echo) must not contain each other"]),
+        # Accounts: never root, never one the role did not create (the user module would rewrite its shell and home).
+        ("echo_app", "echo_app_user=root", ["echo_app_user=root / echo_app_group=wsfleet: the app never runs as root"]),
+        ("echo_app", "echo_app_group=root", ["echo_app_group=root: the app never runs as root"]),
+        ("echo_app", "echo_app_user=nobody", ["echo_app_user=nobody is an existing account", "echo_app_user_create=false"]),
+        ("echo_app", "echo_app_group=daemon", ["echo_app_group=daemon is an existing account or group"]),
+        ("echo_app", '{"echo_app_user_create": false, "echo_app_user": "wsfleet-nobody-here"}', ["echo_app_user_create is false", "must already exist"]),
+        ("supervisord", "supervisord_program_user=root", ["supervisord_program_user 'root' has uid 0"]),
     ],
 )
 def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, extra: str, needles: list[str]) -> None:
     # supervisord's program user must exist (echo_app creates it): name one every machine has, so the
     # case reaches the check it is about wherever it runs.
-    args = [extra, "echo_app_close_timeout=10", "supervisord_program_user=nobody"] if role == "supervisord" else [extra]
+    args = ["echo_app_close_timeout=10", "supervisord_program_user=nobody", extra] if role == "supervisord" else [extra]
     if role in ("nginx_lb", "haproxy_lb"):
         args.append("supervisord_numprocs=2")
     result = run_role(tmp_path, role, *args)
     assert_stopped_without_change(result, *needles)
+
+
+def test_an_existing_directory_the_role_did_not_make_is_refused(tmp_path: Path) -> None:
+    """A directory that already holds other files (the operator's) is not taken over: not the
+    socket directory (owned by someone else), not the app's root or config directory."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine\n")
+    before = theirs.stat()
+    result = run_role(tmp_path, "supervisord", "echo_app_close_timeout=10", "supervisord_program_user=nobody",
+                      f"supervisord_socket_dir={theirs}")
+    assert_stopped_without_change(result, f"supervisord_socket_dir={theirs} already exists", "owned by root:root")
+    result = run_role(tmp_path, "echo_app", f"echo_app_root={theirs}")
+    assert_stopped_without_change(result, f"echo_app_root={theirs} already holds notes.txt")
+    result = run_role(tmp_path, "echo_app", f"echo_app_config_dir={theirs / 'notes.txt'}")
+    assert_stopped_without_change(result, f"echo_app_config_dir={theirs / 'notes.txt'} is not a directory")
+    after = theirs.stat()
+    assert (after.st_mode, after.st_uid, after.st_gid) == (before.st_mode, before.st_uid, before.st_gid)
+    assert (theirs / "notes.txt").read_text() == "mine\n"

@@ -16,6 +16,7 @@ Every command prints one JSON object and exits 0 when it could run; the tests as
   wsprobe.py watch-health TARGET SECONDS       GET /healthz every 0.2 s (each given 5 s): [[time, status or null], ...]
   wsprobe.py watch-haproxy SECONDS             HAProxy's server states (admin socket) every 0.1 s:
                                                [[time, {address: op_state}], ...] (0 down, 2 up)
+  wsprobe.py haproxy-stat BACKEND              its servers' `show stat` row (admin socket): {address: {field: value}}
   wsprobe.py slow-headers TARGET COUNT         COUNT clients send their request headers one byte a second;
                                                while they do, one echo and one /healthz; when each was cut
 TARGET is a Unix socket path (starts with /), host:port, or wss://host:port (TLS, trusting the
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import os
 import socket
@@ -229,18 +232,34 @@ def watch_health(target: str, seconds: float) -> list:
     return samples
 
 
-def watch_haproxy(seconds: float, admin: str = "/run/haproxy/admin.sock") -> list:
+HAPROXY_ADMIN = "/run/haproxy/admin.sock"
+
+
+def haproxy_command(command: str) -> str:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(HAPROXY_ADMIN)
+        sock.sendall(command.encode() + b"\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.decode()
+
+
+def haproxy_stat(backend: str) -> dict:
+    """`show stat` of BACKEND's servers, keyed by address:port; e.g. hanafail counts the real
+    connections that failed (observe layer4), chkfail the failed checks."""
+    text = haproxy_command("show stat").removeprefix("# ")
+    rows = csv.DictReader(io.StringIO(text))
+    return {row["addr"]: row for row in rows if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+def watch_haproxy(seconds: float) -> list:
     samples = []
     end = time.time() + seconds
     while time.time() < end:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(admin)
-            sock.sendall(b"show servers state wsfleet\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
+        data = haproxy_command("show servers state wsfleet")
         states = {}
-        for line in data.decode().splitlines()[2:]:
+        for line in data.splitlines()[2:]:
             fields = line.split()
             if len(fields) > 5:  # be_id be_name srv_id srv_name srv_addr srv_op_state ...
                 states[f"{fields[4]}:{fields[18]}" if len(fields) > 18 else fields[4]] = int(fields[5])
@@ -272,6 +291,8 @@ def main(argv: list[str]) -> int:
         out = watch_health(target, float(rest[0]))
     elif command == "watch-haproxy":
         out = watch_haproxy(float(target))
+    elif command == "haproxy-stat":
+        out = haproxy_stat(target)
     elif command == "slow-headers":
         out = asyncio.run(cmd_slow_headers(target, int(rest[0])))
     elif command == "close-code":
