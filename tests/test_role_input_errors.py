@@ -112,6 +112,15 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("echo_app", "echo_app_group=daemon", ["echo_app_group=daemon is an existing account or group"]),
         ("echo_app", '{"echo_app_user_create": false, "echo_app_user": "wsfleet-nobody-here"}', ["echo_app_user_create is false", "must already exist"]),
         ("supervisord", "supervisord_program_user=root", ["supervisord_program_user 'root' has uid 0"]),
+        # Typos: refused under wsfleet_strict_variables, naming the closest variable (a warning without it: below).
+        ("supervisord", '{"supervisord_numproc": 3, "wsfleet_strict_variables": true}',
+         ["supervisord_numproc is not a variable of this role (did you mean supervisord_numprocs?)", "wsfleet_strict_variables is true"]),
+        ("haproxy_lb", '{"haproxy_lb_timout_tunnel": 30, "wsfleet_strict_variables": "yes"}', ["did you mean haproxy_lb_timeout_tunnel?"]),
+        ("nginx_lb", '{"nginx_lb_prot": 8443, "wsfleet_strict_variables": true}', ["did you mean nginx_lb_port?"]),
+        ("echo_app", '{"echo_app_max_sise": 10, "wsfleet_strict_variables": true}', ["did you mean echo_app_max_size?"]),
+        # A boolean typed on the command line is a string: taken as the boolean, not as a bare conditional.
+        ("haproxy_lb", "haproxy_lb_tls=true", ["haproxy_lb_tls is true: give the certificate"]),
+        ("nginx_lb", "nginx_lb_tls=yes", ["nginx_lb_tls is true: give the certificate"]),
     ],
 )
 def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, extra: str, needles: list[str]) -> None:
@@ -141,3 +150,13 @@ def test_an_existing_directory_the_role_did_not_make_is_refused(tmp_path: Path) 
     after = theirs.stat()
     assert (after.st_mode, after.st_uid, after.st_gid) == (before.st_mode, before.st_uid, before.st_gid)
     assert (theirs / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_typo_warns_naming_the_closest_variable(tmp_path: Path) -> None:
+    """Without wsfleet_strict_variables the run goes on (here it stops at a real error just after),
+    and the typo is a warning that names the variable meant."""
+    result = run_role(tmp_path, "supervisord", "echo_app_close_timeout=10", "supervisord_program_user=nobody",
+                      "supervisord_numproc=3", "supervisord_numprocs=0")
+    assert_stopped_without_change(result, "supervisord_numprocs 1..100")
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "[WARNING]: supervisord_numproc is not a variable of this role (did you mean supervisord_numprocs?), so it changes nothing." in output, output[-3000:]
