@@ -118,6 +118,12 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("haproxy_lb", '{"haproxy_lb_timout_tunnel": 30, "wsfleet_strict_variables": "yes"}', ["did you mean haproxy_lb_timeout_tunnel?"]),
         ("nginx_lb", '{"nginx_lb_prot": 8443, "wsfleet_strict_variables": true}', ["did you mean nginx_lb_port?"]),
         ("echo_app", '{"echo_app_max_sise": 10, "wsfleet_strict_variables": true}', ["did you mean echo_app_max_size?"]),
+        # Origins as browsers send them: a scheme, no path; a blank one would have allowed every origin.
+        ("echo_app", '{"echo_app_origins": ["example.com"]}', ['echo_app_origins has "example.com": each must be an origin']),
+        ("echo_app", '{"echo_app_origins": ["https://chat.example/"]}', ['echo_app_origins has "https://chat.example/"']),
+        ("echo_app", '{"echo_app_origins": ["https://ok.example", " "]}', ['echo_app_origins has " "']),
+        ("echo_app", '{"echo_app_origins": ["https://Chat.Example", "wss://x.example", "https://a.example,https://b.example"]}',
+         ['"https://Chat.Example", "wss://x.example", "https://a.example,https://b.example"']),
         # A boolean typed on the command line is a string: taken as the boolean, not as a bare conditional.
         ("haproxy_lb", "haproxy_lb_tls=true", ["haproxy_lb_tls is true: give the certificate"]),
         ("nginx_lb", "nginx_lb_tls=yes", ["nginx_lb_tls is true: give the certificate"]),
