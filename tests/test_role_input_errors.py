@@ -6,6 +6,7 @@ expects the play to stop in its checks: a failed play whose recap shows no chang
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -124,6 +125,11 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("echo_app", '{"echo_app_origins": ["https://ok.example", " "]}', ['echo_app_origins has " "']),
         ("echo_app", '{"echo_app_origins": ["https://Chat.Example", "wss://x.example", "https://a.example,https://b.example"]}',
          ['"https://Chat.Example", "wss://x.example", "https://a.example,https://b.example"']),
+        # TLS material is parsed before anything is written.
+        ("haproxy_lb", '{"haproxy_lb_tls": true, "haproxy_lb_tls_certificate": "not a certificate", "haproxy_lb_tls_key": "not a key"}',
+         ["haproxy_lb_tls_certificate holds no PEM certificate"]),
+        ("nginx_lb", '{"nginx_lb_tls": true, "nginx_lb_tls_certificate_file": "/nonexistent/tls.crt", "nginx_lb_tls_key_file": "/nonexistent/tls.key"}',
+         ["nginx_lb_tls_certificate_file=/nonexistent/tls.crt is not a file on the controller"]),
         # A boolean typed on the command line is a string: taken as the boolean, not as a bare conditional.
         ("haproxy_lb", "haproxy_lb_tls=true", ["haproxy_lb_tls is true: give the certificate"]),
         ("nginx_lb", "nginx_lb_tls=yes", ["nginx_lb_tls is true: give the certificate"]),
@@ -166,3 +172,41 @@ def test_a_typo_warns_naming_the_closest_variable(tmp_path: Path) -> None:
     assert_stopped_without_change(result, "supervisord_numprocs 1..100")
     output = " ".join((result.stdout + result.stderr).split())
     assert "[WARNING]: supervisord_numproc is not a variable of this role (did you mean supervisord_numprocs?), so it changes nothing." in output, output[-3000:]
+
+
+def certificate_and_key(tmp_path: Path, name: str, passphrase: bytes | None = None) -> tuple[Path, Path]:
+    """A self-signed certificate and its key (PEM files), made with the controller's cryptography."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    encryption = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("lb", ["nginx_lb", "haproxy_lb"])
+def test_a_key_of_another_certificate_or_with_a_passphrase_is_refused_before_any_write(tmp_path: Path, lb: str) -> None:
+    """Before, such material replaced the live files and only the config check refused it: the next
+    restart of a running TLS load balancer would have failed."""
+    cert_a, _ = certificate_and_key(tmp_path, "a.example")
+    _, key_b = certificate_and_key(tmp_path, "b.example")
+    result = run_role(tmp_path, lb, "supervisord_numprocs=2",
+                      f'{{"{lb}_tls": true, "{lb}_tls_certificate_file": "{cert_a}", "{lb}_tls_key_file": "{key_b}"}}')
+    assert_stopped_without_change(result, f"{lb}_tls_key_file is not the key of the first certificate in {lb}_tls_certificate_file (CN=a.example)")
+    cert_c, key_c = certificate_and_key(tmp_path, "c.example", passphrase=b"secret")
+    result = run_role(tmp_path, lb, "supervisord_numprocs=2",
+                      f'{{"{lb}_tls": true, "{lb}_tls_certificate": {json.dumps(cert_c.read_text())}, "{lb}_tls_key": {json.dumps(key_c.read_text())}}}')
+    assert_stopped_without_change(result, f"{lb}_tls_key is encrypted")
+    assert "BEGIN ENCRYPTED PRIVATE KEY" not in result.stdout + result.stderr  # the key is never shown
