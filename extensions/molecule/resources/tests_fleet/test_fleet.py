@@ -83,6 +83,44 @@ def playbook(name: str, tmp_path: Path, groups: dict[str, list[str]] | None = No
     return result
 
 
+OWNED = "/etc/wsfleet-echo /etc/supervisor /etc/nginx /etc/haproxy /opt/wsfleet-echo/bin /etc/tmpfiles.d"
+
+
+def fleet_state() -> dict[str, tuple[str, list[str] | None]]:
+    """Checksums of every file the roles own on every host, and the PIDs of every app process."""
+    state = {}
+    for name in app_names() + RUNNER.get_hosts("lb"):
+        sums = get_host(name).run(f"find {OWNED} -type f -exec md5sum {{}} + 2>/dev/null | sort").stdout
+        state[name] = (sums, pids(name) if name in app_names() else None)
+    return state
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        # Before: app.env rewritten and every process restarted on both app hosts, then the refusal.
+        ({"wsfleet_lb": "apache", "echo_app_log_level": "WARNING"}, "wsfleet_lb is 'apache'"),
+        # Before: both app hosts reconfigured (changed=4) and out of the load balancers, then the error.
+        ({"supervisord_listen": "unix", "echo_app_log_level": "WARNING"}, "listens on Unix sockets, which the load balancer"),
+        # Before: app.env changed, then supervisord refused, and the restart handler was lost.
+        ({"supervisord_numprocs": 0, "echo_app_log_level": "INFO"}, "supervisord_numprocs 1..100"),
+    ],
+    ids=["lb-kind", "topology", "numprocs"],
+)
+def test_a_run_that_fails_a_check_changes_no_host(lbs, extra, needle):
+    """Every check of every role runs on every host before any role changes any host
+    (playbooks/preflight.yml, which site.yml runs first): a failed run leaves every host's files
+    byte-identical and every process with the PID it had."""
+    before = fleet_state()
+    args = ["ansible-playbook", "-i", INVENTORY, "-e", json.dumps(extra), str(PLAYBOOKS / "site.yml")]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and needle in " ".join(output.split()), output[-4000:]
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE))
+    assert set(recap) == set(before) and set(recap.values()) == {"0"}, recap
+    assert fleet_state() == before
+
+
 def test_each_load_balancer_has_every_process_of_every_app_host(lbs):
     wanted = len(expected_processes(app_names()))
     for kind, (host, _) in lbs.items():
