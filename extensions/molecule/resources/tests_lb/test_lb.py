@@ -309,3 +309,44 @@ def test_zz_program_and_socket_dir_set_as_play_vars_reach_the_load_balancer(host
         restored = converge_again(host, SITE)
         assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
     wait_all_backends_up(host, probe, numprocs, lb_url)
+
+
+def test_zz_switching_the_load_balancer_kind_retires_the_other_and_back(host, probe, lb, lb_url, numprocs, tls):
+    """wsfleet_lb changed on a host. Before: nginx -> HAProxy failed with HAProxy's raw "cannot bind
+    socket" after 3 changes, HAProxy -> nginx with "Starting nginx: nginx failed!", and both stayed
+    enabled at boot. Now the other wsfleet load balancer is stopped and disabled (its config left
+    for a switch back) just before the new one starts; both directions."""
+    other = "haproxy" if lb == "nginx" else "nginx"
+    try:
+        switched = converge_again(host, SITE, json.dumps({"wsfleet_lb": other, f"{other}_lb_tls": False}))
+        assert switched.returncode == 0, switched.stdout[-4000:] + switched.stderr[-2000:]
+        assert host.service(other).is_running and host.service(other).is_enabled
+        assert not host.service(lb).is_running and not host.service(lb).is_enabled
+        assert host.file(config_path(lb)).exists  # left in place
+        assert probe("echo", "127.0.0.1:8080", "through the other")["replies"][0] == "through the other"
+    finally:
+        back = converge_again(host, SITE)
+        assert back.returncode == 0, back.stdout[-4000:] + back.stderr[-2000:]
+    assert host.service(lb).is_running and host.service(lb).is_enabled
+    assert not host.service(other).is_running and not host.service(other).is_enabled
+    wait_all_backends_up(host, probe, numprocs, lb_url)
+
+
+def test_zz_a_port_held_by_another_program_is_refused_before_any_change(host, lb):
+    """Before: the config was written and then the reload or start failed with a raw bind error."""
+    owned = "/etc/nginx /etc/haproxy /etc/wsfleet-echo /etc/supervisor"
+    before = host.run(f"find {owned} -type f -exec md5sum {{}} + | sort").stdout
+    listener = host.run("nohup python3 -c 'import socket, time; s = socket.socket(); s.bind((\"0.0.0.0\", 8099)); s.listen(); "
+                        "time.sleep(120)' >/dev/null 2>&1 & echo $!").stdout.strip()
+    try:
+        deadline = time.monotonic() + 10
+        while not host.socket("tcp://0.0.0.0:8099").is_listening:
+            assert time.monotonic() < deadline, "the test's listener did not start"
+            time.sleep(0.2)
+        result = converge_again(host, SITE, f"{lb}_lb_port=8099")
+        output = " ".join((result.stdout + result.stderr).split())
+        assert result.returncode != 0 and f"{lb}_lb_port 8099 is already taken on" in output, output[-3000:]
+        assert re.search(r"changed=0\s", result.stdout) and not re.search(r"changed=[1-9]", result.stdout), result.stdout[-3000:]
+    finally:
+        host.run(f"kill {listener}")
+    assert host.run(f"find {owned} -type f -exec md5sum {{}} + | sort").stdout == before
