@@ -113,6 +113,8 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("echo_app", "echo_app_group=daemon", ["echo_app_group=daemon is an existing account or group"]),
         ("echo_app", '{"echo_app_user_create": false, "echo_app_user": "wsfleet-nobody-here"}', ["echo_app_user_create is false", "must already exist"]),
         ("supervisord", "supervisord_program_user=root", ["supervisord_program_user 'root' has uid 0"]),
+        ("supervisord", "supervisord_socket_group=root", ["supervisord_socket_group=root is an existing group", "gid 0"]),
+        ("supervisord", "supervisord_socket_group=daemon", ["supervisord_socket_group=daemon is an existing group", "primary group of: daemon"]),
         # Typos: refused under wsfleet_strict_variables, naming the closest variable (a warning without it: below).
         ("supervisord", '{"supervisord_numproc": 3, "wsfleet_strict_variables": true}',
          ["supervisord_numproc is not a variable of this role (did you mean supervisord_numprocs?)", "wsfleet_strict_variables is true"]),
@@ -138,7 +140,9 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
 def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, extra: str, needles: list[str]) -> None:
     # supervisord's program user must exist (echo_app creates it): name one every machine has, so the
     # case reaches the check it is about wherever it runs.
-    args = ["echo_app_close_timeout=10", "supervisord_program_user=nobody", extra] if role == "supervisord" else [extra]
+    # A socket directory nothing made (a deployment on this machine owns /run/wsfleet, and not as nobody).
+    args = ["echo_app_close_timeout=10", "supervisord_program_user=nobody", "supervisord_socket_dir=/run/wsfleet-input-test", extra] \
+        if role == "supervisord" else [extra]
     if role in ("nginx_lb", "haproxy_lb"):
         args.append("supervisord_numprocs=2")
     result = run_role(tmp_path, role, *args)
