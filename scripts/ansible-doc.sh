@@ -44,11 +44,12 @@ for dir in roles/*/; do
 done
 check role "${roles[@]}" || status=1
 
-# One ansible-doc type per plugins/ directory; helpers and doc fragments have no docs of their own.
+# One ansible-doc type per plugins/ directory; helpers and doc fragments have no docs of their own,
+# and an action plugin's docs are those of the module of the same name (checked with the modules).
 for dir in plugins/*/; do
   type=$(basename "$dir")
   case $type in
-    module_utils | doc_fragments) continue ;;
+    module_utils | doc_fragments | action) continue ;;
     modules) type=module ;;
   esac
   names=()
