@@ -114,6 +114,19 @@ def execute(run: Run, index: int, lock: threading.Lock) -> None:
             print(f"---- last lines of {log_path.relative_to(ROOT)}", *tail, "----", sep="\n", flush=True)
 
 
+def cpu_times() -> tuple[int, int]:
+    """The machine's (busy, all) CPU time so far, in clock ticks, from the first line of /proc/stat."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def cpu_busy(before: tuple[int, int], after: tuple[int, int]) -> str:
+    """How busy every core was while the runs ran: near 100% means more runs at once would not help."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return f"CPU busy {100 * busy / max(total, 1):.0f}% of {os.cpu_count()} cores over the wall clock (whole machine, /proc/stat)"
+
+
 def table(runs: list[Run], wall: float) -> str:
     head = ["run", *[s for s in STAGES if s != "syntax"], "total", "result"]
     rows = [head, ["---"] * len(head)]
@@ -152,7 +165,7 @@ def main() -> int:
     (OUT / "work").mkdir(parents=True, exist_ok=True)
     lock = threading.Lock()
     queue = list(enumerate(runs))
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), cpu_times()
 
     def worker() -> None:
         while True:
@@ -169,7 +182,7 @@ def main() -> int:
             time.sleep(15)  # stagger the first converges: they all build and fetch wheels at first
     for thread in threads:
         thread.join()
-    report = table(runs, time.monotonic() - started)
+    report = table(runs, time.monotonic() - started) + "\n\n" + cpu_busy(cpu_before, cpu_times())
     (OUT / "times.md").write_text(report + "\n")
     print("\nMolecule runs (seconds per stage; destroy counts both):\n" + report, flush=True)
     return 0 if all(r.result == "ok" for r in runs) else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -46,3 +47,28 @@ def test_stage_lines_are_recognised():
     ]
     found = [m.groups() for m in map(matrix_module.ACTION.match, lines) if m]
     assert found == [("fleet", "converge", "Executing"), ("fleet", "converge", "Executed: Successful")]
+
+
+def load_molecule_conftest():
+    spec = importlib.util.spec_from_file_location("molecule_conftest", ROOT / "extensions" / "molecule" / "resources" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tests_run_once_in_runs_that_exist_and_keep_both_releases_and_both_kinds():
+    """A test marked once(...) still runs somewhere: in runs of the matrix, on Debian 12 and 13, and
+    where the scenario has one load balancer, behind nginx and behind HAProxy."""
+    once_in = load_molecule_conftest().ONCE_IN
+    runs = {r.name: r for r in matrix_module.matrix(["12", "13"])}
+    resources = ROOT / "extensions" / "molecule" / "resources"
+    used = {m for path in resources.glob("tests*/test_*.py") for m in re.findall(r'@pytest\.mark\.once\("(\w+)"\)', path.read_text())}
+    assert used == set(once_in), (used, set(once_in))
+    for group, names in once_in.items():
+        assert set(names) <= set(runs), (group, names)
+        scenarios = {runs[name].scenario for name in names}
+        if scenarios == {"fleet"}:  # one run has both kinds and is the only scenario with a fleet
+            continue
+        assert {runs[name].debian for name in names} == {"12", "13"}, group
+        kinds = {"nginx" if s == "lb_nginx" else "haproxy" for s in scenarios}
+        assert scenarios <= {"lb_nginx", "lb_haproxy", "lb_haproxy_tcp"} and kinds == {"nginx", "haproxy"}, group

@@ -127,6 +127,10 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("echo_app", '{"echo_app_origins": ["https://ok.example", " "]}', ['echo_app_origins has " "']),
         ("echo_app", '{"echo_app_origins": ["https://Chat.Example", "wss://x.example", "https://a.example,https://b.example"]}',
          ['"https://Chat.Example", "wss://x.example", "https://a.example,https://b.example"']),
+        # Only the rules that fail are named (before: one message listing every rule of the role).
+        ("echo_app", "echo_app_backlog=0", ["Invalid echo_app settings: echo_app_backlog must be >= 1 (got 0)."]),
+        ("echo_app", '{"echo_app_close_timeout": 0, "echo_app_env": {"1X": "a"}}',
+         ['echo_app_close_timeout must be > 0 (got 0); echo_app_env keys must be environment variable names, letters, digits and _ not starting with a digit (got "1X").']),
         # TLS material is parsed before anything is written.
         ("haproxy_lb", '{"haproxy_lb_tls": true, "haproxy_lb_tls_certificate": "not a certificate", "haproxy_lb_tls_key": "not a key"}',
          ["haproxy_lb_tls_certificate holds no PEM certificate"]),

@@ -18,6 +18,48 @@ LOAD = "/opt/wsfleet-echo/venv/bin/wsfleet-load"  # and the app's load client
 CAFILE = "/usr/local/share/wsprobe-ca.pem"  # the TLS scenarios' self-signed certificate, trusted by wsprobe
 
 
+# Tests that run site.yml again, whole, cost one or two converges of CPU each, and converges are what
+# bounds the molecule phase on these 2 cores. What they test does not depend on the release, so
+# each runs in the runs named here (scenario-dRELEASE), which together cover each load balancer kind,
+# Unix sockets and TCP ports, TLS and both releases; in every other run it is deselected (pytest's
+# summary counts it as "deselected", never as passed). WSFLEET_TEST_EVERY_RUN=1 runs them everywhere.
+# README.md ("Which run covers what") has the same table; tests/test_molecule_matrix.py checks that
+# every run named here exists and that each test keeps both kinds and both releases.
+ONCE_IN = {
+    # site.yml with a changed app setting under load: a rolling restart through the load balancer.
+    "app_change": ("lb_nginx-d12", "lb_haproxy_tcp-d13"),
+    # TLS turned off and on again: only the scenarios that terminate TLS.
+    "tls_off": ("lb_nginx-d13", "lb_haproxy_tcp-d12"),
+    # wsfleet_lb changed on a host and back: each run tests both directions.
+    "lb_switch": ("lb_nginx-d13", "lb_haproxy-d12"),
+    # a reload that left the old config serving fails the run, and the next run reloads.
+    "reload_retry": ("lb_nginx-d12", "lb_haproxy-d13"),
+    # scale.yml adds the spare app host under load and retires it again.
+    "scale_out": ("fleet-d12",),
+}
+
+
+def this_run() -> str:
+    """The matrix's name of the run being verified: the scenario and the release."""
+    return f"{os.environ.get('MOLECULE_SCENARIO_NAME', '')}-d{os.environ.get('WSFLEET_DEBIAN', '12')}"
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "once(group): runs only in the runs ONCE_IN[group] names (conftest.py)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if os.environ.get("WSFLEET_TEST_EVERY_RUN") == "1":
+        return
+    run, keep, elsewhere = this_run(), [], []
+    for item in items:
+        marker = item.get_closest_marker("once")
+        (keep if marker is None or run in ONCE_IN[marker.args[0]] else elsewhere).append(item)
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = keep
+
+
 def service_log(host) -> str:
     """What supervisord, the processes and the load balancer said: printed when a check fails."""
     return host.run(

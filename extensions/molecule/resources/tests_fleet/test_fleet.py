@@ -175,6 +175,7 @@ def test_rolling_restart_closes_with_1012_and_reconnecting_clients_never_fail(lb
         assert not report["errors"], text
 
 
+@pytest.mark.once("scale_out")
 def test_scale_out_keeps_open_connections_and_reaches_the_new_host(lbs, tmp_path):
     spare = spare_name()
     loads = {kind: Load(host, f"ws://{LB_URL}/", "--connections 20 --ramp-rate 200 --rate 1 --duration 900 --progress")

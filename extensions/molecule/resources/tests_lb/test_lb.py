@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import time
 import uuid
 
@@ -90,6 +91,7 @@ def test_no_distribution_default_site(host, lb):
     assert not host.socket("tcp://0.0.0.0:80").is_listening
 
 
+@pytest.mark.once("tls_off")
 def test_turning_tls_off_removes_the_key_and_serves_plain(host, probe, lb, tls):
     """With TLS turned off the certificate and key leave the host; turned on again, TLS serves.
     Turned off as operators type it, `-e nginx_lb_tls=false`: a string, which the roles once took
@@ -242,6 +244,7 @@ def running_pids(host) -> list[str]:
     return re.findall(r"RUNNING +pid (\d+)", host.run("supervisorctl status echo:").stdout)
 
 
+@pytest.mark.once("app_change")
 def test_an_app_change_through_site_yml_restarts_one_process_at_a_time_under_load(host, probe, numprocs, lb_url, tls):
     """site.yml with a changed app setting (echo_app_log_level) while 40 clients reconnect.
 
@@ -311,6 +314,7 @@ def test_zz_program_and_socket_dir_set_as_play_vars_reach_the_load_balancer(host
     wait_all_backends_up(host, probe, numprocs, lb_url)
 
 
+@pytest.mark.once("lb_switch")
 def test_zz_switching_the_load_balancer_kind_retires_the_other_and_back(host, probe, lb, lb_url, numprocs, tls):
     """wsfleet_lb changed on a host. Before: nginx -> HAProxy failed with HAProxy's raw "cannot bind
     socket" after 3 changes, HAProxy -> nginx with "Starting nginx: nginx failed!", and both stayed
@@ -350,3 +354,49 @@ def test_zz_a_port_held_by_another_program_is_refused_before_any_change(host, lb
     finally:
         host.run(f"kill {listener}")
     assert host.run(f"find {owned} -type f -exec md5sum {{}} + | sort").stdout == before
+
+
+# Started on the host: waits until the load balancer's new config names the port, then takes it.
+GRAB_PORT_WHEN_NAMED = """
+import socket, sys, time
+config, port, deadline = sys.argv[1], int(sys.argv[2]), time.monotonic() + 120
+while f":{port}" not in open(config).read():
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(0.05)
+s = socket.socket()
+s.bind(("0.0.0.0", port))
+s.listen()
+time.sleep(120)
+"""
+
+
+@pytest.mark.once("reload_retry")
+def test_zz_a_reload_that_fails_is_reported_and_retried_by_the_next_run(host, probe, lb, lb_url):
+    """Another program takes a port of the new config between the preflight and the reload (here:
+    as soon as the new file names it). Before: the reload command exited 0, the old config kept
+    serving, the run was green and so was the next one (changed=0), the new port never served.
+    Now the run fails saying the old config still serves, and the next run reloads (changed)."""
+    var, port = ("nginx_lb_stub_status_port", 8097) if lb == "nginx" else ("haproxy_lb_stats_port", 8497)
+    marker = f"/etc/{lb}/wsfleet/reload-pending"
+    grabber = host.run(f"nohup python3 -c {shlex.quote(GRAB_PORT_WHEN_NAMED)} {config_path(lb)} {port} >/dev/null 2>&1 & echo $!").stdout.strip()
+    try:
+        failed = converge_again(host, SITE, json.dumps({var: port}), tags=f"{lb}_lb")
+        output = " ".join((failed.stdout + failed.stderr).split())
+        assert failed.returncode != 0 and "started no worker from the new" in output, output[-4000:]
+        assert f":{port}" in host.file(config_path(lb)).content_string and host.file(marker).exists
+        assert probe("echo", lb_url, "old config serving")["replies"][0] == "old config serving"
+    finally:
+        host.run(f"kill {grabber}")
+    deadline = time.monotonic() + 10
+    while host.socket(f"tcp://0.0.0.0:{port}").is_listening:
+        assert time.monotonic() < deadline, "the test's listener did not stop"
+        time.sleep(0.2)
+    retried = converge_again(host, SITE, json.dumps({var: port}), tags=f"{lb}_lb")
+    assert retried.returncode == 0, retried.stdout[-4000:] + retried.stderr[-2000:]
+    assert f"RUNNING HANDLER [wsfleet.fleet.{lb}_lb : Reload {lb}]" in retried.stdout
+    assert re.search(r"changed=[1-9]", retried.stdout), retried.stdout[-3000:]
+    assert host.socket(f"tcp://127.0.0.1:{port}").is_listening and not host.file(marker).exists
+    restored = converge_again(host, SITE, tags=f"{lb}_lb")
+    assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
+    assert not host.socket(f"tcp://127.0.0.1:{port}").is_listening
