@@ -104,8 +104,12 @@ def fleet_state() -> dict[str, tuple[str, list[str] | None]]:
         ({"supervisord_listen": "unix", "echo_app_log_level": "WARNING"}, "listens on Unix sockets, which the load balancer"),
         # Before: app.env changed, then supervisord refused, and the restart handler was lost.
         ({"supervisord_numprocs": 0, "echo_app_log_level": "INFO"}, "supervisord_numprocs 1..100"),
+        # Before: types and choices were checked by Ansible when the load balancer role started,
+        # after the app play had rewritten app.env and restarted every process on both app hosts.
+        ({"nginx_lb_balance": "fastest", "echo_app_log_level": "WARNING"}, "nginx_lb_balance must be one of"),
+        ({"haproxy_lb_port": "eighty", "echo_app_log_level": "WARNING"}, "haproxy_lb_port"),
     ],
-    ids=["lb-kind", "topology", "numprocs"],
+    ids=["lb-kind", "topology", "numprocs", "nginx-choice", "haproxy-type"],
 )
 def test_a_run_that_fails_a_check_changes_no_host(lbs, extra, needle):
     """Every check of every role runs on every host before any role changes any host

@@ -397,6 +397,4 @@ def test_zz_a_reload_that_fails_is_reported_and_retried_by_the_next_run(host, pr
     assert f"RUNNING HANDLER [wsfleet.fleet.{lb}_lb : Reload {lb}]" in retried.stdout
     assert re.search(r"changed=[1-9]", retried.stdout), retried.stdout[-3000:]
     assert host.socket(f"tcp://127.0.0.1:{port}").is_listening and not host.file(marker).exists
-    restored = converge_again(host, SITE, tags=f"{lb}_lb")
-    assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
-    assert not host.socket(f"tcp://127.0.0.1:{port}").is_listening
+    # The status page stays on the test's port: this is the module's last test (a converge saved).
