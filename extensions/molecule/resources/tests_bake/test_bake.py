@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from testinfra.utils.ansible_runner import AnsibleRunner
 
-from conftest import RESOURCES
+from conftest import RESOURCES, converge_again
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = AnsibleRunner(INVENTORY)
@@ -162,3 +163,20 @@ def test_front_load_balancer_over_both_instances(instances, tmp_path):
     assert wsprobe("echo", target, "Hello!")["replies"] == ["Hello!", "Hello! (binary)"]
     spread = wsprobe("spread", target, 16)["processes"]
     assert {name.split("/")[0] for name in spread} == set(instances), spread  # both instances serve
+
+
+def test_zz_a_bad_load_balancer_value_stops_the_bake_before_the_first_change(host):
+    """Every role's checks run before the first role changes the build host. Before, each role
+    checked as it started: the app's settings were rewritten and its processes restarted, then the
+    load balancer's value was refused."""
+    kind = host.ansible.get_variables()["wsfleet_lb"]
+    bad, needle = ({"nginx_lb_balance": "fastest"}, "nginx_lb_balance must be one of") if kind == "nginx" \
+        else ({"haproxy_lb_timeout_tunnel": 30}, "haproxy_lb_timeout_tunnel (30 s) above the app's ping interval")
+    owned = "/etc/wsfleet-echo /opt/wsfleet-echo/bin /etc/supervisor /etc/nginx /etc/haproxy"
+    before = host.run(f"find {owned} -type f -exec md5sum {{}} + 2>/dev/null | sort; supervisorctl pid all").stdout
+    result = converge_again(host, RESOURCES.parent.parent.parent / "playbooks" / "bake.yml",
+                            json.dumps({**bad, "echo_app_log_level": "WARNING"}))
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0 and needle in output, output[-3000:]
+    assert re.search(r"changed=0\s", result.stdout) and not re.search(r"changed=[1-9]", result.stdout), result.stdout[-3000:]
+    assert host.run(f"find {owned} -type f -exec md5sum {{}} + 2>/dev/null | sort; supervisorctl pid all").stdout == before
