@@ -57,18 +57,28 @@ def load_molecule_conftest():
 
 
 def test_tests_run_once_in_runs_that_exist_and_keep_both_releases_and_both_kinds():
-    """A test marked once(...) still runs somewhere: in runs of the matrix, on Debian 12 and 13, and
-    where the scenario has one load balancer, behind nginx and behind HAProxy."""
-    once_in = load_molecule_conftest().ONCE_IN
+    """A test marked once(...) still runs somewhere: in runs of the matrix, on Debian 12 and 13 (but
+    for ONE_RELEASE, tests of what the controller does), where the scenario has one load balancer
+    behind nginx and behind HAProxy, and where an app scenario's test runs twice, on Unix sockets
+    and on TCP ports."""
+    conftest = load_molecule_conftest()
+    once_in = conftest.ONCE_IN
     runs = {r.name: r for r in matrix_module.matrix(["12", "13"])}
     resources = ROOT / "extensions" / "molecule" / "resources"
     used = {m for path in resources.glob("tests*/test_*.py") for m in re.findall(r'@pytest\.mark\.once\("(\w+)"\)', path.read_text())}
     assert used == set(once_in), (used, set(once_in))
+    assert conftest.ONE_RELEASE <= set(once_in)
     for group, names in once_in.items():
         assert set(names) <= set(runs), (group, names)
         scenarios = {runs[name].scenario for name in names}
         if scenarios == {"fleet"}:  # one run has both kinds and is the only scenario with a fleet
             continue
+        if group in conftest.ONE_RELEASE:
+            assert len(names) == 1, group
+            continue
         assert {runs[name].debian for name in names} == {"12", "13"}, group
+        if scenarios <= {"app_unix", "app_tcp", "app_custom"}:
+            assert "app_tcp" in scenarios and scenarios & {"app_unix", "app_custom"}, group
+            continue
         kinds = {"nginx" if s == "lb_nginx" else "haproxy" for s in scenarios}
         assert scenarios <= {"lb_nginx", "lb_haproxy", "lb_haproxy_tcp"} and kinds == {"nginx", "haproxy"}, group

@@ -18,16 +18,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_role(tmp_path: Path, role: str, *extra: str) -> subprocess.CompletedProcess:
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(
+    return run_playbook(
+        tmp_path,
         f"- hosts: all\n  connection: local\n  gather_facts: true\n  gather_subset: [min, hardware]\n"
-        f"  roles:\n    - role: wsfleet.fleet.{role}\n"
+        f"  roles:\n    - role: wsfleet.fleet.{role}\n",
+        *extra,
     )
+
+
+def run_playbook(tmp_path: Path, text: str, *extra: str) -> subprocess.CompletedProcess:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(text)
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  children:\n    lb: {hosts: {localhost: }}\n    app: {hosts: {localhost: }}\n")
+    inventory.write_text("all:\n  hosts: {localhost: {ansible_connection: local}}\n"
+                         "  children:\n    lb: {hosts: {localhost: }}\n    app: {hosts: {localhost: }}\n")
     args = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
     for value in extra:
-        args += ["-e", value]
+        args += [value] if value.startswith("--") else ["-e", value]
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable)}
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -151,6 +158,27 @@ def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, ext
         args.append("supervisord_numprocs=2")
     result = run_role(tmp_path, role, *args)
     assert_stopped_without_change(result, *needles)
+
+
+def test_a_role_parameter_the_preflight_play_did_not_see_is_checked_by_the_role(tmp_path: Path) -> None:
+    """After the preflight play (site.yml's first), a role skips the checks that play already passed
+    on the host, but only for the same values: a role parameter, which the preflight play never sees,
+    makes the role run its checks again. (A flag "checked" instead of the values would let this one
+    through to the configuration.) Check mode: nothing on this machine changes even if it did."""
+    result = run_playbook(
+        tmp_path,
+        "- ansible.builtin.import_playbook: wsfleet.fleet.preflight\n"
+        "- name: The role with a parameter\n  hosts: lb\n  gather_facts: false\n"
+        "  roles:\n    - role: wsfleet.fleet.haproxy_lb\n      haproxy_lb_timeout_tunnel: 30\n",
+        "wsfleet_lb=haproxy", "wsfleet_target_connections=1000", "supervisord_numprocs=2", "supervisord_program_user=nobody",
+        "supervisord_socket_dir=/run/wsfleet-input-test", f"echo_app_root={tmp_path / 'app'}",
+        f"echo_app_config_dir={tmp_path / 'etc'}", "--check",
+    )
+    output = result.stdout + result.stderr
+    message = "haproxy_lb_timeout_tunnel (30 s) above the app's ping interval"
+    assert message in output and "PLAY [The role with a parameter]" in output, output[-3000:]
+    assert output.index("PLAY [The role with a parameter]") < output.index(message), output[-3000:]
+    assert_stopped_without_change(result, message)
 
 
 def test_an_existing_directory_the_role_did_not_make_is_refused(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ CAFILE = "/usr/local/share/wsprobe-ca.pem"  # the TLS scenarios' self-signed cer
 # Unix sockets and TCP ports, TLS and both releases; in every other run it is deselected (pytest's
 # summary counts it as "deselected", never as passed). WSFLEET_TEST_EVERY_RUN=1 runs them everywhere.
 # README.md ("Which run covers what") has the same table; tests/test_molecule_matrix.py checks that
-# every run named here exists and that each test keeps both kinds and both releases.
+# every run named here exists and that each test keeps both kinds, Unix sockets and TCP ports, and
+# both releases (but for ONE_RELEASE).
 ONCE_IN = {
     # site.yml with a changed app setting under load: a rolling restart through the load balancer.
     "app_change": ("lb_nginx-d12", "lb_haproxy_tcp-d13"),
@@ -36,7 +37,21 @@ ONCE_IN = {
     "reload_retry": ("lb_nginx-d12", "lb_haproxy-d13"),
     # scale.yml adds the spare app host under load and retires it again.
     "scale_out": ("fleet-d12",),
+    # site.yml with the program's name and socket directory as play vars (lb_haproxy's variable).
+    "play_vars": ("lb_haproxy-d13",),
+    # a user's package directory changed: rebuilt, reinstalled, restarted once (app_custom only).
+    "app_code": ("app_custom-d12",),
+    # another app's wheels in the shared controller cache change nothing (app_custom only).
+    "foreign_wheels": ("app_custom-d13",),
+    # the collection installed read-only from its tarball, on a controller with no package index.
+    "installed_offline": ("app_unix-d13",),
+    # numprocs lowered by one: on Unix sockets and on TCP ports.
+    "scale_down": ("app_unix-d12", "app_tcp-d13"),
 }
+# The groups above that run once, on one release: what they test happens on the controller
+# (Ansible's variable precedence, the controller's wheel cache and collection path, the package
+# build), and the host's part of it (a converge) is what every run of every scenario does.
+ONE_RELEASE = {"play_vars", "app_code", "foreign_wheels", "installed_offline"}
 
 
 def this_run() -> str:

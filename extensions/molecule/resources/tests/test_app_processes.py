@@ -157,6 +157,7 @@ def changed_count(result) -> int:
     return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", plain))
 
 
+@pytest.mark.once("app_code")
 def test_changed_app_code_reaches_every_process_and_only_once(host, cfg, probe, variables, tmp_path):
     """A user's package directory whose code changes (same version) is rebuilt, reinstalled and restarted.
 
@@ -189,6 +190,7 @@ def test_changed_app_code_reaches_every_process_and_only_once(host, cfg, probe, 
         assert probe("echo", target, "old")["replies"][0] == f"{cfg['reply_prefix']}old"
 
 
+@pytest.mark.once("foreign_wheels")
 def test_another_apps_wheels_in_the_shared_cache_change_nothing(host, cfg, variables):
     """The wheel cache is shared by every app and checkout on the controller: a run for another app
     (here in check mode: it fills the cache, not the host) must not make this app's next run change
@@ -211,6 +213,7 @@ def tree_snapshot(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*"))}
 
 
+@pytest.mark.once("installed_offline")
 def test_installed_read_only_collection_on_an_offline_controller(host, variables, tmp_path):
     """How a user runs it: the collection installed from its tarball (read-only), a controller with no
     package index at all (pip's only source is a wheelhouse given in echo_app_pip_download_args), and
@@ -259,6 +262,7 @@ def test_installed_read_only_collection_on_an_offline_controller(host, variables
             path.chmod(path.stat().st_mode | 0o200)
 
 
+@pytest.mark.once("scale_down")
 def test_zz_lowering_numprocs_leaves_exactly_that_many(host, cfg, probe):
     """Converge again with one process fewer (the real playbook), then count processes and sockets."""
     if cfg["numprocs"] < 2:

@@ -284,6 +284,7 @@ def test_an_app_change_through_site_yml_restarts_one_process_at_a_time_under_loa
     wait_all_backends_up(host, probe, numprocs, lb_url)
 
 
+@pytest.mark.once("play_vars")
 def test_zz_program_and_socket_dir_set_as_play_vars_reach_the_load_balancer(host, probe, lb, lb_url, numprocs, variables, tmp_path):
     """Play vars never show in hostvars: the load balancer learns the program's name and socket
     directory from what the supervisord role published, so the server list and the app agree."""
