@@ -160,6 +160,26 @@ def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, ext
     assert_stopped_without_change(result, *needles)
 
 
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["echo_app_ping_interval=often"], "echo_app_ping_interval must be a number (got 'often')"),
+        (["supervisord_restart_pause=soon"], "supervisord_restart_pause must be a whole number (got 'soon')"),
+        (["wsfleet_lb=haproxy", "haproxy_lb_tls=maybe"], "haproxy_lb_tls must be true or false (yes/no, 1/0 and on/off too) (got 'maybe')"),
+        (["nginx_lb_port=eighty"], "nginx_lb_port must be a whole number (got 'eighty')"),
+    ],
+)
+def test_a_value_that_is_not_of_its_type_is_named_with_what_fits(tmp_path: Path, extra: list[str], needle: str) -> None:
+    """Through the preflight play (site.yml's first), a value that does not convert to its option's
+    type is named with what fits, before anything else is checked. Ansible's own check of the
+    argument spec said "<class '...._AnsibleTaggedStr'> cannot be converted to a float" and printed
+    the whole spec."""
+    result = run_playbook(tmp_path, "- ansible.builtin.import_playbook: wsfleet.fleet.preflight\n", *extra, "--check")
+    assert_stopped_without_change(result, needle)
+    output = result.stdout + result.stderr
+    assert "_AnsibleTaggedStr" not in output and "argument_spec_data" not in output, output[-3000:]
+
+
 def test_a_role_parameter_the_preflight_play_did_not_see_is_checked_by_the_role(tmp_path: Path) -> None:
     """After the preflight play (site.yml's first), a role skips the checks that play already passed
     on the host, but only for the same values: a role parameter, which the preflight play never sees,

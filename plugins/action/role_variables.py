@@ -1,12 +1,14 @@
 # Copyright: wsfleet maintainers
 # SPDX-License-Identifier: Apache-2.0
-"""Report variables with a role's prefix that the role does not know: typos, on the controller."""
+"""Report variables with a role's prefix that the role does not know (typos), and refuse values of its
+numeric and boolean options that do not convert, with a message naming the variable: on the controller."""
 
 from __future__ import annotations
 
 import difflib
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
@@ -14,19 +16,42 @@ from ansible.plugins.action import ActionBase
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("prefix", "known", "strict"))
+    _VALID_ARGS = frozenset(("prefix", "known", "options", "strict"))
+    # What each argument-spec type accepts, said the way a user sets it.
+    _CONVERTS = {
+        "int": (check_type_int, "a whole number"),
+        "float": (check_type_float, "a number"),
+        "bool": (check_type_bool, "true or false (yes/no, 1/0 and on/off too)"),
+    }
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         dummy, args = self.validate_argument_spec(argument_spec={
             "prefix": {"type": "str", "required": True},
-            "known": {"type": "list", "elements": "str", "required": True},
+            "known": {"type": "list", "elements": "str"},
+            "options": {"type": "dict"},
             "strict": {"type": "bool", "default": False},
         })
-        prefix, known = args["prefix"], set(args["known"])
+        options = args["options"] or {}
+        prefix, known = args["prefix"], set(args["known"] if args["known"] is not None else options)
         if not prefix or not known:
-            raise AnsibleActionFail("role_variables: prefix and known must not be empty")
+            raise AnsibleActionFail("role_variables: prefix and known (or options) must not be empty")
+        # Before the argument spec is checked: its own message for "often" as a number names
+        # ansible-core's internal string class. This one names the variable, the value and what fits.
+        wrong = []
+        for name, spec in sorted(options.items()):
+            check = self._CONVERTS.get((spec or {}).get("type", ""))
+            if check is None or name not in task_vars:
+                continue
+            value = self._templar.template(task_vars[name])
+            try:
+                check[0](value)
+            except (TypeError, ValueError):
+                wrong.append(f"{name} must be {check[1]} (got {str(value)!r})")
+        if wrong:
+            result.update(failed=True, changed=False, unknown=[], msg="; ".join(wrong) + ".")
+            return result
         unknown = sorted(name for name in task_vars if name.startswith(prefix) and name not in known)
         lines = []
         for name in unknown:

@@ -16,6 +16,10 @@ description:
     without a word.
   - A warning each, or with O(strict) a failure naming them all. The wsfleet roles pass their own
     argument specification as O(known) and the fleet-wide C(wsfleet_strict_variables) as O(strict).
+  - With O(options) (the role's argument specification), a value of an option of type C(int), C(float)
+    or C(bool) that does not convert fails first, with a message naming the variable, the value and
+    what fits (C(echo_app_ping_interval must be a number (got 'often'))). ansible-core's own check of
+    the argument specification names its internal string class there instead.
   - Runs on the controller only, from the variables Ansible already holds; it does not contact the host.
 options:
   prefix:
@@ -23,10 +27,14 @@ options:
     type: str
     required: true
   known:
-    description: The names the role knows (its options, and any fact it publishes itself).
+    description:
+      - The names the role knows (its options, and any fact it publishes itself).
+      - Defaults to the names in O(options).
     type: list
     elements: str
-    required: true
+  options:
+    description: The options of the role's argument specification (C(argument_specs.main.options)).
+    type: dict
   strict:
     description: Fail instead of warning.
     type: bool
@@ -39,7 +47,7 @@ EXAMPLES = r"""
 - name: Report unknown supervisord_ variables
   wsfleet.fleet.role_variables:
     prefix: supervisord_
-    known: "{{ (lookup('ansible.builtin.file', role_path ~ '/meta/argument_specs.yml') | from_yaml).argument_specs.main.options.keys() | list }}"
+    options: "{{ (lookup('ansible.builtin.file', role_path ~ '/meta/argument_specs.yml') | from_yaml).argument_specs.main.options }}"
     strict: "{{ wsfleet_strict_variables | default(false) }}"
 """
 
@@ -59,7 +67,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "prefix": {"type": "str", "required": True},
-            "known": {"type": "list", "elements": "str", "required": True},
+            "known": {"type": "list", "elements": "str"},
+            "options": {"type": "dict"},
             "strict": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
