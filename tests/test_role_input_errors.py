@@ -146,6 +146,12 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         # A boolean typed on the command line is a string: taken as the boolean, not as a bare conditional.
         ("haproxy_lb", "haproxy_lb_tls=true", ["haproxy_lb_tls is true: give the certificate"]),
         ("nginx_lb", "nginx_lb_tls=yes", ["nginx_lb_tls is true: give the certificate"]),
+        # What goes into a config line: an address or a network, and nothing after it (a newline least).
+        ("haproxy_lb", '{"haproxy_lb_process_header_sources": ["10.0.0.0/8 bind :9999"]}', ["haproxy_lb_process_header_sources has"]),
+        ("nginx_lb", '{"nginx_lb_process_header_sources": ["10.0.0.0/8; 0.0.0.0/0"]}', ["nginx_lb_process_header_sources has"]),
+        ("nginx_lb", '{"nginx_lb_process_header_sources": ["10.0.0.0/8\\n"]}', ["nginx_lb_process_header_sources has"]),
+        ("haproxy_lb", '{"haproxy_lb_stats_user": "admin\\n"}', ["haproxy_lb_stats_user must be letters"]),
+        ("supervisord", '{"supervisord_program_name": "echo\\n"}', ["supervisord_program_name"]),
     ],
 )
 def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, extra: str, needles: list[str]) -> None:

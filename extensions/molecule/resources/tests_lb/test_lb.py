@@ -91,6 +91,30 @@ def test_no_distribution_default_site(host, lb):
     assert not host.socket("tcp://0.0.0.0:80").is_listening
 
 
+def handshake_headers(host, address: str, tls: bool) -> tuple[str, dict[str, str]]:
+    """The status line and headers of a WebSocket handshake through the load balancer at address
+    (curl, so the request leaves from that address's side: loopback, or the host's own network)."""
+    out = host.run(
+        "curl -sk --max-time 3 -D - -o /dev/null -H 'Connection: Upgrade' -H 'Upgrade: websocket' "
+        "-H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "
+        f"{'https' if tls else 'http'}://{address}:8080/"
+    ).stdout
+    lines = out.replace("\r", "").splitlines()
+    return (lines[0] if lines else ""), {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+
+
+def test_which_process_served_is_shown_only_to_the_clients_allowed(host, lb, tls):
+    """The app names its process (X-Wsfleet-Process) and its version (Server) on every handshake.
+    Through the load balancer only the clients of *_lb_process_header_sources (default: the host
+    itself) see them; a client from the network gets neither. Before, every client got both."""
+    address = host.run("hostname -I").stdout.split()[0]
+    status, local = handshake_headers(host, "127.0.0.1", tls)
+    assert " 101 " in status and "x-wsfleet-process" in local, (status, local)
+    status, public = handshake_headers(host, address, tls)
+    assert " 101 " in status, (address, status, public)
+    assert "x-wsfleet-process" not in public and "wsfleet-echo" not in public.get("server", ""), (address, public)
+
+
 @pytest.mark.once("tls_off")
 def test_turning_tls_off_removes_the_key_and_serves_plain(host, probe, lb, tls):
     """With TLS turned off the certificate and key leave the host; turned on again, TLS serves.
