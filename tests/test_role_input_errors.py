@@ -26,6 +26,29 @@ def run_role(tmp_path: Path, role: str, *extra: str) -> subprocess.CompletedProc
     )
 
 
+# What the roles write on a host, and the accounts they make: a run that stops in its checks leaves
+# every one of them as it was (this machine may hold a deployment of its own: `make deploy`).
+OWNED = ["/etc/supervisor", "/etc/nginx", "/etc/haproxy", "/etc/wsfleet-echo", "/opt/wsfleet-echo", "/etc/wsfleet-instance",
+         "/etc/default/wsfleet-instance", "/etc/tmpfiles.d", "/etc/systemd/system", "/usr/local/sbin/wsfleet-instance", "/run/wsfleet"]
+
+
+def snapshot(*roots: Path | str) -> dict[str, tuple]:
+    """Each path under roots with its type, mode, owner, size and modification time, and the host's
+    accounts and groups: what a write, a chmod, a chown or a user change would alter."""
+    found: dict[str, tuple] = {}
+    for root in map(Path, roots):
+        paths = [root, *root.rglob("*")] if root.is_dir() and not root.is_symlink() else [root]
+        for path in paths:
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            found[str(path)] = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns)
+    for database in ("/etc/passwd", "/etc/group"):
+        found[database] = (Path(database).read_text(),)
+    return found
+
+
 def run_playbook(tmp_path: Path, text: str, *extra: str) -> subprocess.CompletedProcess:
     playbook = tmp_path / "play.yml"
     playbook.write_text(text)
@@ -37,7 +60,13 @@ def run_playbook(tmp_path: Path, text: str, *extra: str) -> subprocess.Completed
         args += [value] if value.startswith("--") else ["-e", value]
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable)}
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    before = snapshot(*OWNED, tmp_path)
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    after = snapshot(*OWNED, tmp_path)
+    cache = str(tmp_path / "wheels")  # a test's controller-side wheel cache fills on the controller, not the host
+    result.changed_paths = sorted(path for path in before.keys() | after.keys()
+                                  if before.get(path) != after.get(path) and not path.startswith(cache) and path != str(tmp_path))
+    return result
 
 
 def fake_python(tmp_path: Path, python: str, machine: str) -> str:
@@ -54,6 +83,7 @@ def assert_stopped_without_change(result: subprocess.CompletedProcess, *needles:
     for needle in needles:
         assert needle in output, f"{needle!r} not in:\n{output[-3000:]}"
     assert "changed=0" in output, output[-3000:]
+    assert not result.changed_paths, result.changed_paths  # every owned path and account as it was
 
 
 def test_a_value_outside_the_choices_names_the_variable(tmp_path: Path) -> None:
