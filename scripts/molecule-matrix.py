@@ -61,8 +61,8 @@ class Run:
     def env(self) -> dict[str, str]:
         env = dict(os.environ, WSFLEET_DEBIAN=self.debian, NO_COLOR="1", ANSIBLE_NOCOLOR="1", PY_COLORS="0",
                    ANSIBLE_FORCE_COLOR="0", MOLECULE_EPHEMERAL_DIRECTORY=str(OUT / "work" / self.name))
-        if self.scenario not in INSTALL_FROM_NOTHING:
-            env["WSFLEET_IMAGE_VARIANT"] = "-pkgs"
+        # Set either way: a variant left in the caller's environment never reaches a bare run.
+        env["WSFLEET_IMAGE_VARIANT"] = "" if self.scenario in INSTALL_FROM_NOTHING else "-pkgs"
         if self.scenario == "bake":
             # 172.31.<n>.0/24, one per run of the bake: nginx d12 = 212, haproxy d12 = 112, ...
             env.update(WSFLEET_BAKE_LB=self.lb, WSFLEET_BAKE_NET=f"172.31.{(2 if self.lb == 'nginx' else 1)}{self.debian}")
