@@ -95,7 +95,8 @@ def handshake_headers(host, address: str, tls: bool) -> tuple[str, dict[str, str
     """The status line and headers of a WebSocket handshake through the load balancer at address
     (curl, so the request leaves from that address's side: loopback, or the host's own network)."""
     out = host.run(
-        "curl -sk --max-time 3 -D - -o /dev/null -H 'Connection: Upgrade' -H 'Upgrade: websocket' "
+        # HTTP/1.1: Debian 13's curl offers h2 over TLS, where HAProxy takes it and the app answers 426.
+        "curl -sk --http1.1 --max-time 3 -D - -o /dev/null -H 'Connection: Upgrade' -H 'Upgrade: websocket' "
         "-H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "
         f"{'https' if tls else 'http'}://{address}:8080/"
     ).stdout
