@@ -119,6 +119,11 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("supervisord", "supervisord_restart_pause=-1", ["supervisord_restart_pause >= 0 (got -1)"]),
         ("nginx_lb", "nginx_lb_client_header_timeout=0", ["nginx_lb_client_header_timeout", ">= 1"]),
         ("haproxy_lb", "haproxy_lb_timeout_http_request=0", ["haproxy_lb_timeout_http_request >= 1"]),
+        ("nginx_lb", "nginx_lb_send_timeout=0", ["nginx_lb_send_timeout >= 1"]),
+        ("haproxy_lb", "haproxy_lb_send_timeout=-1", ["haproxy_lb_send_timeout >= 0"]),
+        # A log target with a space would add a word to HAProxy's log line (a second facility, a level).
+        ("haproxy_lb", '{"haproxy_lb_log": "/dev/log local1"}', ["haproxy_lb_log must be auto, none, stdout", '"/dev/log local1"']),
+        ("haproxy_lb", '{"haproxy_lb_log": "/dev/log\\n    user root"}', ["haproxy_lb_log must be auto, none, stdout"]),
         # A value that ends up in the config file: no spaces or newlines (a newline would add a directive).
         ("nginx_lb", '{"nginx_lb_tls_ciphers": ["HIGH;\\n    include /etc/passwd"]}', ["nginx_lb_tls_ciphers must be a list of OpenSSL cipher names"]),
         ("haproxy_lb", '{"haproxy_lb_tls_ciphers": ["HIGH ALL"]}', ["haproxy_lb_tls_ciphers must be a list of OpenSSL cipher names"]),

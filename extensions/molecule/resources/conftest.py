@@ -35,6 +35,8 @@ ONCE_IN = {
     "lb_switch": ("lb_nginx-d13", "lb_haproxy-d12"),
     # a reload that left the old config serving fails the run, and the next run reloads.
     "reload_retry": ("lb_nginx-d12", "lb_haproxy-d13"),
+    # a client that never reads, cut by the load balancer: each kind on each release, TLS and not.
+    "never_reads": ("lb_nginx-d12", "lb_nginx-d13", "lb_haproxy-d12", "lb_haproxy_tcp-d13"),
     # scale.yml adds the spare app host under load and retires it again.
     "scale_out": ("fleet-d12",),
     # site.yml with the program's name and socket directory as play vars (lb_haproxy's variable).

@@ -5,7 +5,8 @@ Every command prints one JSON object and exits 0 when it could run; the tests as
   wsprobe.py echo TARGET MESSAGE...           echo each message (text) and its bytes (binary)
   wsprobe.py health TARGET                     GET /healthz: {"status": 200}
   wsprobe.py close-code TARGET -- CMD...       open a connection, run CMD, report the close code
-  wsprobe.py spread TARGET COUNT               hold COUNT connections at once: which process serves each
+  wsprobe.py spread TARGET COUNT [--at-once]   hold COUNT connections at once (opened one after another, or
+                                               all at the same time): which process serves each
   wsprobe.py idle TARGET SECONDS               echo, stay silent SECONDS, echo again
   wsprobe.py connects TARGET COUNT             COUNT new connections one after another, each echoing once
   wsprobe.py hold TARGET DIR                   echo, write DIR/ready, wait (<= 600 s) for DIR/go, echo
@@ -19,6 +20,8 @@ Every command prints one JSON object and exits 0 when it could run; the tests as
   wsprobe.py haproxy-stat BACKEND              its servers' `show stat` row (admin socket): {address: {field: value}}
   wsprobe.py slow-headers TARGET COUNT         COUNT clients send their request headers one byte a second;
                                                while they do, one echo and one /healthz; when each was cut
+  wsprobe.py never-reads HOST:PORT SECONDS     a client that sends what the app echoes and never reads:
+                                               when the load balancer cut it (<= SECONDS), one echo meanwhile
 TARGET is a Unix socket path (starts with /), host:port, or wss://host:port (TLS, trusting the
 certificate file named by $WSPROBE_CAFILE).
 """
@@ -109,11 +112,15 @@ async def cmd_close_code(target: str, command: list[str]) -> dict:
         return {"code": ws.close_code, "seconds": round(time.monotonic() - started, 2), "command_rc": rc}
 
 
-async def cmd_spread(target: str, count: int) -> dict:
+async def cmd_spread(target: str, count: int, at_once: bool = False) -> dict:
     processes: dict[str, int] = {}
     echoed = 0
     async with contextlib.AsyncExitStack() as stack:
-        connections = [await stack.enter_async_context(open_ws(target)) for _ in range(count)]
+        if at_once:  # every handshake at the same time: several load balancer workers take some
+            opened = await asyncio.gather(*(open_ws(target) for _ in range(count)))
+            connections = [await stack.enter_async_context(ws) for ws in opened]
+        else:
+            connections = [await stack.enter_async_context(open_ws(target)) for _ in range(count)]
         for i, ws in enumerate(connections):  # all open at once: least-connections sees them all
             name = ws.response.headers.get("X-Wsfleet-Process", "?")
             processes[name] = processes.get(name, 0) + 1
@@ -207,6 +214,59 @@ async def cmd_slow_headers(target: str, count: int, limit: float = 40) -> dict:
     return {"cut_after": cut_after, **served}
 
 
+def established(local_port: int, remote_port: int) -> dict | None:
+    """The established TCP socket on this host from local_port to remote_port (any address), with
+    its send queue in bytes, or None (/proc/net/tcp and tcp6: hex ports, state 01)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
+                if state == "01" and int(local.rsplit(":", 1)[1], 16) == local_port and int(remote.rsplit(":", 1)[1], 16) == remote_port:
+                    return {"send_queue": int(queues.split(":")[0], 16)}
+    return None
+
+
+async def cmd_never_reads(target: str, limit: float) -> dict:
+    """One client that sends messages the app echoes back and never reads a byte (a small receive
+    buffer, reading paused after one message): the echoes fill its window, then the load balancer's
+    buffers and the app's, and its own sends stall. Reports the seconds from that stall until the
+    load balancer's side of the connection was gone (None: still established after ``limit`` s),
+    what the load balancer had queued to it, and another client's echo meanwhile."""
+    host, port = target.removeprefix("wss://").rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    client_port = sock.getsockname()[1]
+    kwargs = {"ssl": tls_context(), "server_hostname": host} if target.startswith("wss://") else {}
+    uri = f"{'wss' if kwargs else 'ws'}://{host}:{port}/"
+    # No keepalive pings from this client: it would give up on the pongs it never reads.
+    ws = await connect(uri, sock=sock, max_queue=1, ping_interval=None, open_timeout=5, **kwargs)
+    message, sent, started = os.urandom(65536), 0, time.monotonic()
+    try:
+        while time.monotonic() - started < 30:  # on loopback the buffers fill within a second or two
+            try:
+                await asyncio.wait_for(ws.send(message), 3)
+            except TimeoutError:
+                break
+            sent += len(message)
+        stalled = time.monotonic()
+        lb_side = established(int(port), client_port)
+        result = {"sent": sent, "stalled_after": round(stalled - started, 2), "queued": lb_side and lb_side["send_queue"], "cut_after": None}
+        try:
+            result["echo"] = (await cmd_echo(target, ["while one client never reads"]))["replies"][0]
+        except Exception as exc:  # noqa: BLE001 - reported, the test asserts on it
+            result["echo"] = f"{type(exc).__name__}: {exc}"
+        while time.monotonic() - stalled < limit:
+            if established(int(port), client_port) is None:
+                result["cut_after"] = round(time.monotonic() - stalled, 2)
+                break
+            await asyncio.sleep(0.25)
+        return result
+    finally:
+        ws.transport.abort()
+
+
 def tls_cipher(target: str, cipher: str) -> dict:
     host, port = target.removeprefix("wss://").rsplit(":", 1)
     context = tls_context()
@@ -275,7 +335,7 @@ def main(argv: list[str]) -> int:
     elif command == "health":
         out = {"status": raw_get(target, "/healthz")}
     elif command == "spread":
-        out = asyncio.run(cmd_spread(target, int(rest[0])))
+        out = asyncio.run(cmd_spread(target, int(rest[0]), rest[1:] == ["--at-once"]))
     elif command == "idle":
         out = asyncio.run(cmd_idle(target, float(rest[0])))
     elif command == "connects":
@@ -295,6 +355,8 @@ def main(argv: list[str]) -> int:
         out = haproxy_stat(target)
     elif command == "slow-headers":
         out = asyncio.run(cmd_slow_headers(target, int(rest[0])))
+    elif command == "never-reads":
+        out = asyncio.run(cmd_never_reads(target, float(rest[0])))
     elif command == "close-code":
         out = asyncio.run(cmd_close_code(target, rest[1:] if rest[:1] == ["--"] else rest))
     else:
