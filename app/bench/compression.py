@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side measurement behind the echo app's defaults (compression off, uvloop on).
+"""Side-by-side measurement behind the echo app's defaults (compression off, uvloop on, metrics off).
 
 Starts the real server (python -m wsfleet_echo) once per configuration on a Unix socket, then, with
 the real websockets client (which offers permessage-deflate, like browsers):
@@ -35,6 +35,8 @@ CONFIGS = {
     # The other configurations run without keepalive pings; this one with the app's default (20 s),
     # so the table shows what pinging costs each connection (app/bench/keepalive.py: in detail).
     "none+uvloop+pings": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "true", "WSFLEET_PING_INTERVAL": "20"},
+    # Prometheus metrics on (wsfleet_echo.metrics): a multiprocess directory of its own per run.
+    "none+uvloop+metrics": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "true", "PROMETHEUS_MULTIPROC_DIR": ""},
 }
 MESSAGE = "x" * 200 + "".join(chr(97 + i % 26) for i in range(56))  # 256 bytes, mildly compressible
 
@@ -47,7 +49,7 @@ def rss_kib(pid: int) -> int:
 
 
 def start(path: str, env_extra: dict[str, str]) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WSFLEET_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSFLEET_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update({"WSFLEET_SOCKET": path, "WSFLEET_LOG_LEVEL": "WARNING", "WSFLEET_PING_INTERVAL": "0"})
     env.update(env_extra)
     proc = subprocess.Popen([sys.executable, "-m", "wsfleet_echo"], env=env)
@@ -111,6 +113,9 @@ def main() -> int:
         for round_no in range(args.rounds):
             for name, env in CONFIGS.items():
                 path = f"{tmp}/{name}-{round_no}.sock"
+                if "PROMETHEUS_MULTIPROC_DIR" in env:
+                    env = {**env, "PROMETHEUS_MULTIPROC_DIR": f"{tmp}/metrics-{round_no}"}
+                    os.mkdir(env["PROMETHEUS_MULTIPROC_DIR"])
                 proc = start(path, env)
                 try:
                     results[name]["kib_per_conn"].append(run(idle_memory(path, proc.pid, args.idle)))

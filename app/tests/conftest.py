@@ -96,10 +96,13 @@ def start_server(tmp_path: Path) -> Iterator:
         listen_env: dict[str, str] | None = None,
         unix_path: str | None = None,
         port: int | None = None,
+        extra_env: dict[str, str] | None = None,
         **settings: object,
     ) -> EchoServer:
-        """listen_env replaces the default WSFLEET_SOCKET/WSFLEET_PORT; then say where it listens."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WSFLEET_") and k != "SUPERVISOR_PROCESS_NAME"}
+        """listen_env replaces the default WSFLEET_SOCKET/WSFLEET_PORT; then say where it listens.
+        extra_env: more environment (PROMETHEUS_MULTIPROC_DIR, SUPERVISOR_PROCESS_NAME)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WSFLEET_") and k not in ("SUPERVISOR_PROCESS_NAME", "PROMETHEUS_MULTIPROC_DIR")}
+        env.update(extra_env or {})
         env.update({f"WSFLEET_{k.upper()}": str(v) for k, v in settings.items()})
         if listen_env is not None:
             env.update(listen_env)

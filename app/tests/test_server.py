@@ -174,7 +174,7 @@ def test_keepalive_pings_idle_clients_and_closes_those_that_never_answer(start_s
     server.stop()
     log = server.log()
     # No pong within 0.5 s: the server closes with 1011, waits close_timeout for an answer, then drops it.
-    assert "pings every 0.5 s, timeout 0.5 s)" in log, log
+    assert "pings every 0.5 s, timeout 0.5 s, metrics off)" in log, log
     assert len(re.findall(r"closed from 127\.0\.0\.1:\d+ code 1006 \(sent 1011 keepalive ping timeout\)", log)) == 1, log
     assert len(re.findall(r"closed from 127\.0\.0\.1:\d+ code 1000$", log, re.MULTILINE)) == 1, log
     assert "Traceback" not in log, log
@@ -337,7 +337,7 @@ def test_uvloop_on_by_default_and_off_by_setting(start_server) -> None:
     on.stop()
     off.stop()
     assert "loop uvloop" in on.log()
-    assert "pings every 20 s, timeout 20 s)" in on.log()  # the defaults
+    assert "pings every 20 s, timeout 20 s, metrics off)" in on.log()  # the defaults
     assert "loop asyncio" in off.log()
 
 

@@ -32,6 +32,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
+from .metrics import NoMetrics
+
 log = logging.getLogger("wsfleet_echo")
 
 SLICES = 20
@@ -40,8 +42,9 @@ SLICES = 20
 class Keepalive:
     """Ping every registered connection every ``interval`` s; close those silent for ``timeout`` s."""
 
-    def __init__(self, interval: float, timeout: float | None, close_timeout: float) -> None:
+    def __init__(self, interval: float, timeout: float | None, close_timeout: float, counts: NoMetrics | None = None) -> None:
         self.interval = interval
+        self.counts = counts or NoMetrics()
         self.timeout = timeout
         self.close_timeout = close_timeout
         # Each group maps its connections to the time.monotonic() at which they opened.
@@ -81,11 +84,13 @@ class Keepalive:
         try:
             async with asyncio.timeout(self.timeout):
                 pong = await connection.ping()
+                self.counts.ping_sent()
                 if self.timeout is not None:
                     await pong
         except ConnectionClosed:
             pass
         except TimeoutError:
+            self.counts.ping_timed_out()
             try:
                 # close() gives up on the client's answer after close_timeout by itself; the extra
                 # second bounds a close frame that cannot be written because the client reads nothing.

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from . import __version__
+from . import __version__, metrics
 from .keepalive import Keepalive
 from .settings import Settings, SettingsError, parse
 
@@ -45,9 +45,10 @@ def _peer(connection: ServerConnection) -> str:
     return "unix"
 
 
-async def echo(connection: ServerConnection, keepalive: Keepalive | None = None) -> None:
+async def echo(connection: ServerConnection, keepalive: Keepalive | None = None, counts: metrics.NoMetrics = metrics.NoMetrics()) -> None:
     """Send every message back unchanged until the connection closes; keep it in the keepalive meanwhile."""
     conn_id = next(_ids)
+    counts.opened()
     peer = _peer(connection)
     log.info("connection %d open from %s path %s", conn_id, peer, connection.request.path if connection.request else "?")
     if keepalive is not None:
@@ -55,6 +56,7 @@ async def echo(connection: ServerConnection, keepalive: Keepalive | None = None)
     try:
         async for message in connection:
             await connection.send(message)
+            counts.echoed(len(message))
     except ConnectionClosed:
         # A client that vanishes without a close frame, or a message over max_size (1009), ends here.
         # It is an ordinary event for a WebSocket server: logged below, never as a traceback.
@@ -69,6 +71,7 @@ async def echo(connection: ServerConnection, keepalive: Keepalive | None = None)
         told = f" (sent {sent.code} {sent.reason})" if sent is not None and sent.code != code else ""
         reason = f" {connection.close_reason}" if connection.close_reason else ""
         log.info("connection %d closed from %s code %d%s%s", conn_id, peer, code, reason, told)
+        counts.closed(code)
 
 
 def process_request(connection: ServerConnection, request: Request) -> Response | None:
@@ -98,7 +101,7 @@ def process_name() -> str:
     return f"{socket.gethostname()}/{process}"
 
 
-def process_response(connection: ServerConnection, request: Request, response: Response) -> None:
+def process_response(connection: ServerConnection, request: Request, response: Response, counts: metrics.NoMetrics = metrics.NoMetrics()) -> None:
     """Name the serving process on accepted handshakes; log refused ones (e.g. 403) once, at INFO.
 
     The header lets load tests and the molecule tests see how the load balancer spread connections.
@@ -106,6 +109,7 @@ def process_response(connection: ServerConnection, request: Request, response: R
     if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS:
         response.headers[PROCESS_HEADER] = process_name()
     elif response.status_code not in (http.HTTPStatus.SWITCHING_PROTOCOLS, http.HTTPStatus.OK):
+        counts.refused(response.status_code)
         log.info(
             "handshake refused %d %s: %s %s origin %s",
             response.status_code,
@@ -116,7 +120,7 @@ def process_response(connection: ServerConnection, request: Request, response: R
         )
 
 
-def _serve_kwargs(settings: Settings) -> dict:
+def _serve_kwargs(settings: Settings, counts: metrics.NoMetrics) -> dict:
     kwargs: dict = {
         "max_size": settings.max_size,
         # Keepalive pings come from the process's one Keepalive task, not from one task per connection.
@@ -125,7 +129,7 @@ def _serve_kwargs(settings: Settings) -> dict:
         "close_timeout": settings.close_timeout,
         "compression": settings.compression,
         "process_request": process_request,
-        "process_response": process_response,
+        "process_response": functools.partial(process_response, counts=counts),
         "backlog": settings.backlog,
         "server_header": f"wsfleet-echo/{__version__}",
     }
@@ -143,9 +147,9 @@ def _remove_stale_socket(path: str) -> None:
         pass
 
 
-async def _open(settings: Settings, keepalive: Keepalive | None) -> Server:
-    kwargs = _serve_kwargs(settings)
-    handler = functools.partial(echo, keepalive=keepalive)
+async def _open(settings: Settings, keepalive: Keepalive | None, counts: metrics.NoMetrics) -> Server:
+    kwargs = _serve_kwargs(settings, counts)
+    handler = functools.partial(echo, keepalive=keepalive, counts=counts)
     if settings.unix_path is not None:
         _remove_stale_socket(settings.unix_path)
         server = await unix_serve(handler, settings.unix_path, **kwargs)
@@ -172,13 +176,15 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
     for signum, code in handlers.items():
         loop.add_signal_handler(signum, request_stop, code, signal.Signals(signum).name)
 
+    counts = metrics.create(os.environ.get("SUPERVISOR_PROCESS_NAME") or f"pid-{os.getpid()}")
     keepalive = None
     if settings.ping_interval is not None:
-        keepalive = Keepalive(settings.ping_interval, settings.ping_timeout, settings.close_timeout)
-    server = await _open(settings, keepalive)
+        keepalive = Keepalive(settings.ping_interval, settings.ping_timeout, settings.close_timeout, counts)
+    server = await _open(settings, keepalive, counts)
     pinging = loop.create_task(keepalive.run()) if keepalive is not None else None
+    flushing = loop.create_task(counts.flush_forever())
     log.info(
-        "wsfleet-echo %s listening on %s (loop %s, compression %s, max_size %d, backlog %d, pings %s)",
+        "wsfleet-echo %s listening on %s (loop %s, compression %s, max_size %d, backlog %d, pings %s, metrics %s)",
         __version__,
         settings.listen_description,
         type(loop).__module__.split(".")[0],
@@ -186,6 +192,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         settings.max_size,
         settings.backlog,
         f"every {settings.ping_interval:g} s, timeout {settings.ping_timeout or 0:g} s" if keepalive is not None else "off",
+        os.environ[metrics.MULTIPROC_ENV] if isinstance(counts, metrics.Metrics) else "off",
     )
     if ready is not None:
         ready.set()
@@ -197,6 +204,7 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         # Each connection waits at most close_timeout for the client's close frame, all at once.
         await server.wait_closed()
     finally:
+        flushing.cancel()
         for signum in handlers:
             loop.remove_signal_handler(signum)
         if settings.unix_path is not None:
