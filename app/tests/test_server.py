@@ -164,6 +164,30 @@ def test_sigterm_with_a_client_that_never_answers_the_close_exits_within_close_t
     assert elapsed < 2 + 1.5, f"took {elapsed:.1f} s with close_timeout 2"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_client_whose_buffers_are_full_does_not_hold_up_the_exit(start_server, sig: int) -> None:
+    """A client that stopped reading while the server sent to it: the close frame cannot even be
+    written, and websockets' close() waits for room to write it past close_timeout. The process
+    aborts such connections and exits within close_timeout + 2 s (before: it never exited, and a
+    rolling restart, which sends SIGUSR1 and waits, waited for ever; found behind HAProxy)."""
+    server = start_server("tcp", close_timeout=2)
+    sock = raw_websocket(server.port, rcvbuf=4096)
+    sock.settimeout(0.5)
+    sent = 0
+    with contextlib.suppress(TimeoutError):
+        while sent < 64 * 2**20:  # the echoes fill the client's window, then the server's buffers
+            send_frame(sock, BINARY, b"x" * 65536)
+            sent += 65536
+    assert sent < 64 * 2**20, "the server never stopped taking messages"
+    started = time.monotonic()
+    server.process.send_signal(sig)
+    assert server.process.wait(timeout=15) == 0
+    elapsed = time.monotonic() - started
+    sock.close()
+    assert elapsed < 2 + 2 + 1, f"took {elapsed:.1f} s with close_timeout 2"
+    assert "did not close within" in server.log()
+
+
 def test_keepalive_pings_idle_clients_and_closes_those_that_never_answer(start_server) -> None:
     """An idle client that answers pings stays; one that never answers is closed with 1011."""
     server = start_server("tcp", ping_interval=0.5, ping_timeout=0.5, close_timeout=1)

@@ -201,8 +201,19 @@ async def run(settings: Settings, ready: asyncio.Event | None = None) -> None:
         if pinging is not None:  # no new pings to connections that are closing
             pinging.cancel()
         server.close(code=code)
-        # Each connection waits at most close_timeout for the client's close frame, all at once.
-        await server.wait_closed()
+        # Each connection waits at most close_timeout for the client's close frame, all at once. A
+        # close frame that cannot even be written (a peer that stopped reading, its window and our
+        # buffers full) makes websockets wait for room past close_timeout, for ever: after close_timeout
+        # and 2 s more, what is left is aborted (its clients see 1006), so a restart always ends.
+        try:
+            async with asyncio.timeout(settings.close_timeout + 2):
+                await asyncio.shield(server.wait_closed())
+        except TimeoutError:
+            stuck = list(server.all_connections)  # connections closing, too (server.connections: open ones)
+            log.warning("%d connection(s) did not close within %g s: aborting them", len(stuck), settings.close_timeout + 2)
+            for connection in stuck:
+                connection.transport.abort()
+            await server.wait_closed()
     finally:
         flushing.cancel()
         for signum in handlers:

@@ -20,8 +20,10 @@ Every command prints one JSON object and exits 0 when it could run; the tests as
   wsprobe.py haproxy-stat BACKEND              its servers' `show stat` row (admin socket): {address: {field: value}}
   wsprobe.py slow-headers TARGET COUNT         COUNT clients send their request headers one byte a second;
                                                while they do, one echo and one /healthz; when each was cut
-  wsprobe.py never-reads HOST:PORT SECONDS     a client that sends what the app echoes and never reads:
-                                               when the load balancer cut it (<= SECONDS), one echo meanwhile
+  wsprobe.py never-reads HOST:PORT SECONDS APP a client that sends what the app echoes and never reads:
+                                               when the load balancer cut it (<= SECONDS), one echo meanwhile,
+                                               and whether the app's side closed too (APP: its socket
+                                               directory, or FIRST-LAST of its ports)
 TARGET is a Unix socket path (starts with /), host:port, or wss://host:port (TLS, trusting the
 certificate file named by $WSPROBE_CAFILE).
 """
@@ -36,6 +38,7 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -227,13 +230,26 @@ def established(local_port: int, remote_port: int) -> dict | None:
     return None
 
 
-async def cmd_never_reads(target: str, limit: float) -> dict:
+def app_connections(app: str) -> int:
+    """Established connections the app accepted: on the Unix sockets in directory APP, or on the TCP
+    ports FIRST-LAST."""
+    if app.startswith("/"):
+        lines = subprocess.run(["ss", "-Hx", "state", "established"], capture_output=True, text=True, check=True).stdout.splitlines()
+        return sum(1 for line in lines if len(line.split()) > 3 and line.split()[3].startswith(app.rstrip("/") + "/"))
+    first, last = map(int, app.split("-"))
+    lines = subprocess.run(["ss", "-Htn", "state", "established"], capture_output=True, text=True, check=True).stdout.splitlines()
+    return sum(1 for line in lines if first <= int(line.split()[2].rsplit(":", 1)[1]) <= last)
+
+
+async def cmd_never_reads(target: str, limit: float, app: str) -> dict:
     """One client that sends messages the app echoes back and never reads a byte (a small receive
     buffer, reading paused after one message): the echoes fill its window, then the load balancer's
     buffers and the app's, and its own sends stall. Reports the seconds from that stall until the
     load balancer's side of the connection was gone (None: still established after ``limit`` s),
-    what the load balancer had queued to it, and another client's echo meanwhile."""
+    what the load balancer had queued to it, another client's echo meanwhile, and the seconds from
+    the cut until the app's side of it was closed too (None: still open 10 s later)."""
     host, port = target.removeprefix("wss://").rsplit(":", 1)
+    baseline = app_connections(app)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect((host, int(port)))
@@ -262,6 +278,14 @@ async def cmd_never_reads(target: str, limit: float) -> dict:
                 result["cut_after"] = round(time.monotonic() - stalled, 2)
                 break
             await asyncio.sleep(0.25)
+        result["app_closed_after"] = None
+        if result["cut_after"] is not None:
+            cut = time.monotonic()
+            while time.monotonic() - cut < 10:
+                if app_connections(app) <= baseline:
+                    result["app_closed_after"] = round(time.monotonic() - cut, 2)
+                    break
+                await asyncio.sleep(0.25)
         return result
     finally:
         ws.transport.abort()
@@ -356,7 +380,7 @@ def main(argv: list[str]) -> int:
     elif command == "slow-headers":
         out = asyncio.run(cmd_slow_headers(target, int(rest[0])))
     elif command == "never-reads":
-        out = asyncio.run(cmd_never_reads(target, float(rest[0])))
+        out = asyncio.run(cmd_never_reads(target, float(rest[0]), rest[1]))
     elif command == "close-code":
         out = asyncio.run(cmd_close_code(target, rest[1:] if rest[:1] == ["--"] else rest))
     else:

@@ -232,21 +232,31 @@ def test_clients_sending_headers_slowly_are_cut_and_others_are_served(probe, lb,
 
 
 @pytest.mark.once("never_reads")
-def test_a_client_that_never_reads_is_cut_and_others_are_served(probe, lb, lb_url, variables):
-    """A client that stops reading while the app sends to it is cut *_lb_send_timeout after its
-    buffers filled, by the load balancer itself (the scenario's app sends no pings, so nothing else
-    would end it); another client is served meanwhile.
+def test_a_client_that_never_reads_is_cut_and_others_are_served(probe, lb, lb_url, variables, numprocs):
+    """A client that stops reading while the app sends to it: its socket on the load balancer is gone
+    *_lb_send_timeout after its buffers filled (the scenario's app sends no pings, so nothing else
+    would end it), and another client is served meanwhile. nginx then closes its connection to the
+    app too.
 
-    Without the bound HAProxy holds it for timeout tunnel (3600 s), with megabytes queued to it, and
-    nginx for its 60-s send_timeout.
+    Without the bound nginx held it for its 60-s send_timeout, and HAProxy's socket stayed for
+    timeout tunnel (3600 s), with megabytes queued to it. HAProxy still does not see that the kernel
+    dropped the socket (tcp-ut): its session and its connection to the app stay until timeout tunnel
+    (README, "Failure behaviour").
     """
     limit = int(variables.get(f"{lb}_lb_send_timeout", 30))
-    out = probe("never-reads", lb_url, limit + 15, timeout=limit + 90)
+    if variables.get("supervisord_listen") == "tcp":
+        base = int(variables.get("supervisord_port_base", 8000))
+        app = f"{base}-{base + numprocs - 1}"
+    else:
+        app = variables.get("supervisord_socket_dir", "/run/wsfleet")
+    out = probe("never-reads", lb_url, limit + 15, app, timeout=limit + 90)
     assert out["queued"], out  # the load balancer had the echoes queued to the client, unsent
     assert out["echo"] == "while one client never reads", out
     assert out["cut_after"] is not None, out  # still established limit + 15 s after its sends stalled
     # The window closed up to a few seconds before the sends stalled (the probe waits 3 s per send).
     assert limit - 8 <= out["cut_after"] <= limit + 3, (limit, out)
+    if lb == "nginx":
+        assert out["app_closed_after"] is not None and out["app_closed_after"] <= 2, out
 
 
 def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(host, probe, lb, lb_url):
