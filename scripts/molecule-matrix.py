@@ -40,7 +40,7 @@ RELEASES = ["12", "13"]
 INSTALL_FROM_NOTHING = {"fleet", "bake", "lb_haproxy_tcp"}
 # Roughly how long a run takes here (2 cores, 4 at once), to start the long ones first.
 WEIGHT = {"fleet": 1000, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
-          "app_custom": 260, "app_unix": 220, "app_tcp": 220, "no_systemd": 200, "default": 40}
+          "app_custom": 260, "app_unix": 220, "app_tcp": 220, "no_systemd": 200, "monitoring": 300, "default": 40}
 # Molecule's uncoloured action lines: "INFO     [fleet > converge] Executing" ... "Executed: Successful".
 ACTION = re.compile(r"^INFO\s+\[(\S+) > (\w+)\] (Executing|Executed: \w+)")
 

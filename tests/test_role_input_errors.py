@@ -29,7 +29,8 @@ def run_role(tmp_path: Path, role: str, *extra: str) -> subprocess.CompletedProc
 # What the roles write on a host, and the accounts they make: a run that stops in its checks leaves
 # every one of them as it was (this machine may hold a deployment of its own: `make deploy`).
 OWNED = ["/etc/supervisor", "/etc/nginx", "/etc/haproxy", "/etc/wsfleet-echo", "/opt/wsfleet-echo", "/etc/wsfleet-instance",
-         "/etc/default/wsfleet-instance", "/etc/tmpfiles.d", "/etc/systemd/system", "/usr/local/sbin/wsfleet-instance", "/run/wsfleet"]
+         "/etc/default/wsfleet-instance", "/etc/tmpfiles.d", "/etc/systemd/system", "/usr/local/sbin/wsfleet-instance", "/run/wsfleet",
+         "/run/wsfleet-echo-metrics", "/etc/default/prometheus-nginx-exporter"]
 
 
 def snapshot(*roots: Path | str) -> dict[str, tuple]:
@@ -187,6 +188,12 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("nginx_lb", '{"nginx_lb_process_header_sources": ["10.0.0.0/8\\n"]}', ["nginx_lb_process_header_sources has"]),
         ("haproxy_lb", '{"haproxy_lb_stats_user": "admin\\n"}', ["haproxy_lb_stats_user must be letters"]),
         ("supervisord", '{"supervisord_program_name": "echo\\n"}', ["supervisord_program_name"]),
+        # Metrics listeners: an address of the host and nothing else on the config line.
+        ("echo_app", '{"echo_app_metrics_address": "0.0.0.0:9410"}', ["echo_app_metrics_address must be an IPv4 or IPv6 address", '"0.0.0.0:9410"']),
+        ("echo_app", "echo_app_metrics_port=0", ["echo_app_metrics_port must be 1-65535 (got 0)"]),
+        ("haproxy_lb", '{"haproxy_lb_stats_address": "127.0.0.1\\n    bind :80"}', ["haproxy_lb_stats_address must be an IPv4 or IPv6 address"]),
+        ("nginx_lb", '{"nginx_lb_stub_status_address": "localhost"}', ["nginx_lb_stub_status_address must be an IPv4 or IPv6 address", '"localhost"']),
+        ("nginx_lb", '{"nginx_lb_exporter": true, "nginx_lb_stub_status_port": 0}', ["nginx_lb_exporter only with nginx_lb_stub_status_port above 0"]),
     ],
 )
 def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, extra: str, needles: list[str]) -> None:
@@ -219,6 +226,17 @@ def test_a_value_that_is_not_of_its_type_is_named_with_what_fits(tmp_path: Path,
     assert_stopped_without_change(result, needle)
     output = result.stdout + result.stderr
     assert "_AnsibleTaggedStr" not in output and "argument_spec_data" not in output, output[-3000:]
+
+
+def test_a_metrics_port_among_the_processes_ports_is_refused(tmp_path: Path) -> None:
+    """The exporter's port (echo_app's) and the processes' ports (supervisord's) are checked together,
+    through the fact the echo_app role publishes, before anything changes: without the check the
+    exporter would fail to bind after the app was deployed."""
+    result = run_playbook(
+        tmp_path, "- ansible.builtin.import_playbook: wsfleet.fleet.preflight\n",
+        "supervisord_listen=tcp", "supervisord_port_base=9400", "supervisord_numprocs=20", "echo_app_metrics_port=9410",
+        "supervisord_program_user=nobody", "--check")
+    assert_stopped_without_change(result, "echo_app_metrics_port 9410 is one of the app's ports, supervisord_port_base 9400 to 9419")
 
 
 def test_a_role_parameter_the_preflight_play_did_not_see_is_checked_by_the_role(tmp_path: Path) -> None:

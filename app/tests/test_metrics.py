@@ -134,3 +134,14 @@ def test_without_the_directory_nothing_is_written_and_the_exporter_refuses_to_st
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     result = subprocess.run([sys.executable, "-m", "wsfleet_echo.exporter"], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "PROMETHEUS_MULTIPROC_DIR must name an existing directory" in result.stderr
+
+
+def test_a_missing_directory_costs_the_metrics_not_the_service(start_server, tmp_path):
+    """/run emptied by a reboot before tmpfiles ran, say: the process serves, without metrics, and says why."""
+    missing = tmp_path / "gone"
+    server = start_server("unix", extra_env={"PROMETHEUS_MULTIPROC_DIR": str(missing), "SUPERVISOR_PROCESS_NAME": "echo_00"})
+    with server.connect() as ws:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "x"
+    assert "unusable" in server.log() and str(missing) in server.log()
+    assert not missing.exists()

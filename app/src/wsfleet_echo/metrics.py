@@ -19,6 +19,7 @@ refused handshakes and pings, which are far rarer, go to the files at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 
@@ -122,7 +123,22 @@ class Metrics(NoMetrics):
 
 
 def create(process: str) -> NoMetrics:
-    """Metrics for this process when the environment names a multiprocess directory, else none."""
-    if not os.environ.get(MULTIPROC_ENV):
+    """Metrics for this process when the environment names a multiprocess directory, else none.
+
+    A directory that is missing or not writable costs the metrics, never the service: the process
+    logs why and serves without them (the exporter then shows no series for it).
+    """
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
         return NoMetrics()
-    return Metrics(process)
+    try:
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"no directory {directory}")
+        # A PID of a dead process reused by this one: its gauges' files are not this process's values.
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid(), directory)
+        return Metrics(process)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("metrics off: %s=%s unusable (%s)", MULTIPROC_ENV, directory, exc)
+        return NoMetrics()

@@ -119,7 +119,7 @@ def test_each_instance_runs_its_own_process_count(instances):
         # Serving means one process answers; the others may still be within supervisord's startsecs.
         deadline = time.monotonic() + 30
         while True:
-            status = docker("exec", name, "supervisorctl", "status", check=False).stdout
+            status = docker("exec", name, "supervisorctl", "status", "echo:", check=False).stdout
             if status.count("RUNNING") == instance["expected"] or time.monotonic() > deadline:
                 break
             time.sleep(0.5)

@@ -23,7 +23,9 @@ def test_pid_1_is_not_systemd(host):
 
 def test_every_process_runs_under_supervisord(host, variables):
     status = host.run("supervisorctl status").stdout
-    assert status.count("RUNNING") == int(variables["supervisord_numprocs"]), status
+    assert status.count("RUNNING") == int(variables["supervisord_numprocs"]) + 1, status
+    # The metrics exporter too: its directory on /run was made by the role, not by systemd-tmpfiles.
+    assert "wsfleet-echo-metrics" in status and host.file("/run/wsfleet-echo-metrics").is_directory, status
 
 
 def test_haproxy_echoes_through_every_process(probe, variables):
