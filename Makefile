@@ -15,8 +15,7 @@ test: ## Everything CI runs: venv, unit tests, lint, collection build, docker en
 	@scripts/test.sh
 
 unit: venv ## Unit tests (app, plugins, templates): no containers
-	python -m pytest app -q
-	python -m pytest tests -q
+	@scripts/unit.sh
 
 lint: venv ## yamllint, ansible-lint (production profile), ansible-doc on every role and plugin, ansible-test sanity
 	@scripts/lint.sh

@@ -45,13 +45,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-unit() { python -m pytest app -q && python -m pytest tests -q; }
 # lint: yamllint, ansible-lint, ansible-doc on every role and plugin, ansible-test sanity (offline).
 lint() { scripts/lint.sh; }
 # build: the collection tarball in build/, then galaxy-importer on it.
 build() { scripts/build.sh; }
 phase venv scripts/venv.sh
-phase unit unit
+phase unit scripts/unit.sh
 phase lint lint
 phase build build
 phase engine scripts/docker-engine.sh start
