@@ -53,16 +53,20 @@ def query(prometheus, expr: str) -> list[tuple[dict, float]]:
     return [(r["metric"], float(r["value"][1])) for r in data["data"]["result"]]
 
 
-def wait_for(prometheus, expr: str, check, timeout: float = 60) -> list[tuple[dict, float]]:
-    """Ask again until check(result) holds (Prometheus scrapes every second here)."""
+def poll(fetch, check, what: str, timeout: float = 60):
+    """Ask again until check(fetch()) holds (Prometheus scrapes every second here)."""
     deadline = time.monotonic() + timeout
     while True:
-        result = query(prometheus, expr)
+        result = fetch()
         if check(result) or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert check(result), f"{expr}: {result}"
+    assert check(result), f"{what}: {result}"
     return result
+
+
+def wait_for(prometheus, expr: str, check, timeout: float = 60) -> list[tuple[dict, float]]:
+    return poll(lambda: query(prometheus, expr), check, expr, timeout)
 
 
 def total(result: list[tuple[dict, float]]) -> float | None:
@@ -82,12 +86,7 @@ def test_every_metrics_listener_is_scraped(prometheus):
     # The targets API, not `up`: Debian's package starts Prometheus with its own config (it scrapes
     # itself) before prepare replaces it, and that old series stays in `up` for the 5-minute lookback
     # after the restart (the CI's monitoring-d13 saw it). The targets API lists what is scraped now.
-    deadline = time.monotonic() + 60
-    while True:
-        targets = active_targets(prometheus)
-        if (len(targets) == 3 and all(h == "up" for _, _, h in targets)) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    targets = poll(lambda: active_targets(prometheus), lambda t: len(t) == 3 and all(h == "up" for _, _, h in t), "active targets")
     assert [(job, health) for job, _, health in targets] == [("haproxy", "up"), ("nginx", "up"), ("wsfleet_echo", "up")], targets
     up = query(prometheus, 'up{job=~"haproxy|nginx|wsfleet_echo"}')
     assert sorted((labels["job"], labels["instance"], v) for labels, v in up) == [(j, i, 1.0) for j, i, _ in targets]
