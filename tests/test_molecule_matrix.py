@@ -81,4 +81,5 @@ def test_tests_run_once_in_runs_that_exist_and_keep_both_releases_and_both_kinds
             assert "app_tcp" in scenarios and scenarios & {"app_unix", "app_custom"}, group
             continue
         kinds = {"nginx" if s == "lb_nginx" else "haproxy" for s in scenarios}
-        assert scenarios <= {"lb_nginx", "lb_haproxy", "lb_haproxy_tcp"} and kinds == {"nginx", "haproxy"}, group
+        expected = {conftest.ONE_KIND[group]} if group in conftest.ONE_KIND else {"nginx", "haproxy"}
+        assert scenarios <= {"lb_nginx", "lb_haproxy", "lb_haproxy_tcp"} and kinds == expected, group

@@ -37,6 +37,8 @@ ONCE_IN = {
     "reload_retry": ("lb_nginx-d12", "lb_haproxy-d13"),
     # a client that never reads, cut by the load balancer: each kind on each release, TLS and not.
     "never_reads": ("lb_nginx-d12", "lb_nginx-d13", "lb_haproxy-d12", "lb_haproxy_tcp-d13"),
+    # a client that fills HAProxy's buffers both ways, ended by timeout tunnel as the app's pings set it.
+    "stuck_tunnel": ("lb_haproxy-d13", "lb_haproxy_tcp-d12"),
     # scale.yml adds the spare app host under load and retires it again.
     "scale_out": ("fleet-d12",),
     # site.yml with the program's name and socket directory as play vars (lb_haproxy's variable).
@@ -54,6 +56,8 @@ ONCE_IN = {
 # (Ansible's variable precedence, the controller's wheel cache and collection path, the package
 # build), and the host's part of it (a converge) is what every run of every scenario does.
 ONE_RELEASE = {"play_vars", "app_code", "foreign_wheels", "installed_offline"}
+# The groups above that test what only one load balancer kind has (HAProxy's timeout tunnel).
+ONE_KIND = {"stuck_tunnel": "haproxy"}
 
 
 def this_run() -> str:

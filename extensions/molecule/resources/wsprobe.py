@@ -20,10 +20,14 @@ Every command prints one JSON object and exits 0 when it could run; the tests as
   wsprobe.py haproxy-stat BACKEND              its servers' `show stat` row (admin socket): {address: {field: value}}
   wsprobe.py slow-headers TARGET COUNT         COUNT clients send their request headers one byte a second;
                                                while they do, one echo and one /healthz; when each was cut
-  wsprobe.py never-reads HOST:PORT SECONDS APP a client that sends what the app echoes and never reads:
+  wsprobe.py never-reads HOST:PORT SECONDS APP [pushes]
+                                               a client that sends what the app echoes and never reads:
                                                when the load balancer cut it (<= SECONDS), one echo meanwhile,
-                                               and whether the app's side closed too (APP: its socket
-                                               directory, or FIRST-LAST of its ports)
+                                               HAProxy's session of it, and when the app's side closed (APP: its socket
+                                               directory, or FIRST-LAST of its ports). It sends until its own
+                                               sends stall (the buffers full both ways), or with `pushes`
+                                               only until the load balancer holds 1 MB it cannot send to it
+                                               (an app pushing to a client that stopped reading)
 TARGET is a Unix socket path (starts with /), host:port, or wss://host:port (TLS, trusting the
 certificate file named by $WSPROBE_CAFILE).
 """
@@ -241,13 +245,17 @@ def app_connections(app: str) -> int:
     return sum(1 for line in lines if first <= int(line.split()[2].rsplit(":", 1)[1]) <= last)
 
 
-async def cmd_never_reads(target: str, limit: float, app: str) -> dict:
+async def cmd_never_reads(target: str, limit: float, app: str, pushes: bool = False) -> dict:
     """One client that sends messages the app echoes back and never reads a byte (a small receive
     buffer, reading paused after one message): the echoes fill its window, then the load balancer's
-    buffers and the app's, and its own sends stall. Reports the seconds from that stall until the
-    load balancer's side of the connection was gone (None: still established after ``limit`` s),
-    what the load balancer had queued to it, another client's echo meanwhile, and the seconds from
-    the cut until the app's side of it was closed too (None: still open 10 s later)."""
+    buffers and the app's, and its own sends stall. With ``pushes`` it stops sending as soon as the
+    load balancer holds 1 MB it cannot send to it: what a client that stopped reading looks like to
+    an app that pushes to it (the way to the app stays clear). Reports the seconds from that stall
+    (or stop) until the load balancer's side of the connection was gone (None: still established
+    after ``limit`` s), what the load balancer had queued to it, another client's echo meanwhile,
+    the seconds from the cut until the app's side of it was closed too (None: still open ``limit``
+    s later), and, behind HAProxy, the seconds from the stall until HAProxy's session of it was gone
+    (None: still there after ``limit`` s)."""
     host, port = target.removeprefix("wss://").rsplit(":", 1)
     baseline = app_connections(app)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -266,24 +274,35 @@ async def cmd_never_reads(target: str, limit: float, app: str) -> dict:
             except TimeoutError:
                 break
             sent += len(message)
+            if pushes and ((established(int(port), client_port) or {}).get("send_queue") or 0) >= 1 << 20:
+                break
         stalled = time.monotonic()
         lb_side = established(int(port), client_port)
-        result = {"sent": sent, "stalled_after": round(stalled - started, 2), "queued": lb_side and lb_side["send_queue"], "cut_after": None}
+        result = {
+            "sent": sent, "stalled_after": round(stalled - started, 2), "queued": lb_side and lb_side["send_queue"],
+            "pushes": pushes, "cut_after": None,
+        }
         try:
             result["echo"] = (await cmd_echo(target, ["while one client never reads"]))["replies"][0]
         except Exception as exc:  # noqa: BLE001 - reported, the test asserts on it
             result["echo"] = f"{type(exc).__name__}: {exc}"
-        while time.monotonic() - stalled < limit:
-            if established(int(port), client_port) is None:
-                result["cut_after"] = round(time.monotonic() - stalled, 2)
-                break
+        # Also HAProxy's session of it (its admin socket, where HAProxy runs), which can end before
+        # its socket does or, when HAProxy polls neither side, not when the kernel drops the socket.
+        result["session_gone_after"] = None
+        watch_session = os.path.exists(HAPROXY_ADMIN)
+        while time.monotonic() - stalled < limit and (result["cut_after"] is None or (watch_session and result["session_gone_after"] is None)):
+            now = round(time.monotonic() - stalled, 2)
+            if result["cut_after"] is None and established(int(port), client_port) is None:
+                result["cut_after"] = now
+            if watch_session and result["session_gone_after"] is None and not haproxy_session(client_port):
+                result["session_gone_after"] = now
             await asyncio.sleep(0.25)
         result["app_closed_after"] = None
         if result["cut_after"] is not None:
-            cut = time.monotonic()
-            while time.monotonic() - cut < 10:
+            cut = stalled + result["cut_after"]
+            while time.monotonic() - cut < limit:
                 if app_connections(app) <= baseline:
-                    result["app_closed_after"] = round(time.monotonic() - cut, 2)
+                    result["app_closed_after"] = round(max(0.0, time.monotonic() - cut), 2)
                     break
                 await asyncio.sleep(0.25)
         return result
@@ -327,6 +346,11 @@ def haproxy_command(command: str) -> str:
         while chunk := sock.recv(65536):
             data += chunk
     return data.decode()
+
+
+def haproxy_session(client_port: int) -> bool:
+    """Whether HAProxy holds a session of the frontend wsfleet from the client port CLIENT_PORT."""
+    return any("fe=wsfleet" in line and f":{client_port} " in line for line in haproxy_command("show sess").splitlines())
 
 
 def haproxy_stat(backend: str) -> dict:
@@ -380,7 +404,7 @@ def main(argv: list[str]) -> int:
     elif command == "slow-headers":
         out = asyncio.run(cmd_slow_headers(target, int(rest[0])))
     elif command == "never-reads":
-        out = asyncio.run(cmd_never_reads(target, float(rest[0]), rest[1]))
+        out = asyncio.run(cmd_never_reads(target, float(rest[0]), rest[1], rest[2:] == ["pushes"]))
     elif command == "close-code":
         out = asyncio.run(cmd_close_code(target, rest[1:] if rest[:1] == ["--"] else rest))
     else:

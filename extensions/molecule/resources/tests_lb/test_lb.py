@@ -231,32 +231,75 @@ def test_clients_sending_headers_slowly_are_cut_and_others_are_served(probe, lb,
     assert limit - 1 <= min(cut) and max(cut) <= limit + 3, (limit, cut)
 
 
+def app_target(variables, numprocs) -> str:
+    """The app's side, as wsprobe counts its connections: the socket directory, or FIRST-LAST port."""
+    if variables.get("supervisord_listen") == "tcp":
+        base = int(variables.get("supervisord_port_base", 8000))
+        return f"{base}-{base + numprocs - 1}"
+    return variables.get("supervisord_socket_dir", "/run/wsfleet")
+
+
 @pytest.mark.once("never_reads")
 def test_a_client_that_never_reads_is_cut_and_others_are_served(probe, lb, lb_url, variables, numprocs):
     """A client that stops reading while the app sends to it: its socket on the load balancer is gone
-    *_lb_send_timeout after its buffers filled (the scenario's app sends no pings, so nothing else
-    would end it), and another client is served meanwhile. nginx then closes its connection to the
-    app too.
+    *_lb_send_timeout after its window closed (the scenario's app sends no pings, so nothing else
+    would end it), the load balancer closes its connection to the app too, and another client is
+    served meanwhile.
 
-    Without the bound nginx held it for its 60-s send_timeout, and HAProxy's socket stayed for
-    timeout tunnel (3600 s), with megabytes queued to it. HAProxy still does not see that the kernel
-    dropped the socket (tcp-ut): its session and its connection to the app stay until timeout tunnel
-    (README, "Failure behaviour").
+    nginx is given the harder client, one that keeps sending until every buffer is full both ways:
+    send_timeout ends it all the same. HAProxy's tcp-ut ends a client that stopped reading while the
+    app pushes to it (the way to the app clear); the harder one, which HAProxy then polls on neither
+    side, ends at its timeout tunnel (the next test). Without the bounds nginx held it for its 60-s
+    send_timeout, and HAProxy for timeout tunnel (3600 s), with megabytes queued to it.
     """
     limit = int(variables.get(f"{lb}_lb_send_timeout", 30))
-    if variables.get("supervisord_listen") == "tcp":
-        base = int(variables.get("supervisord_port_base", 8000))
-        app = f"{base}-{base + numprocs - 1}"
-    else:
-        app = variables.get("supervisord_socket_dir", "/run/wsfleet")
-    out = probe("never-reads", lb_url, limit + 15, app, timeout=limit + 90)
+    out = probe("never-reads", lb_url, limit + 15, app_target(variables, numprocs), *(["pushes"] if lb == "haproxy" else []),
+                timeout=limit + 90)
     assert out["queued"], out  # the load balancer had the echoes queued to the client, unsent
     assert out["echo"] == "while one client never reads", out
     assert out["cut_after"] is not None, out  # still established limit + 15 s after its sends stalled
     # The window closed up to a few seconds before the sends stalled (the probe waits 3 s per send).
     assert limit - 8 <= out["cut_after"] <= limit + 3, (limit, out)
-    if lb == "nginx":
-        assert out["app_closed_after"] is not None and out["app_closed_after"] <= 2, out
+    assert out["app_closed_after"] is not None and out["app_closed_after"] <= 2, out
+    if lb == "haproxy":
+        assert out["session_gone_after"] is not None and out["session_gone_after"] <= out["cut_after"] + 2, out
+
+
+@pytest.mark.once("stuck_tunnel")
+def test_a_client_that_fills_haproxys_buffers_both_ways_ends_at_timeout_tunnel_derived_from_the_pings(host, probe, lb, lb_url, variables, numprocs):
+    """A client that sends until HAProxy's buffers are full both ways and never reads: HAProxy then
+    polls neither side, so the kernel dropping its socket (tcp-ut) does not end the session, nor
+    HAProxy's connection to the app. timeout tunnel does: derived from the app's pings (2 x interval
+    + timeout + 10 s), it ends it as soon as the app has given up on the client. Here the load
+    balancer is converged as if the app pinged every 3 s with a 3-s timeout (19 s): the session is
+    gone about 19 s after the client's sends stalled, before tcp-ut's 30 s, and HAProxy's
+    connection to the app within timeout server of that. Before, timeout tunnel was 3600 s whatever
+    the app did, and the session and the connection to the app stayed that long.
+    """
+    assert lb == "haproxy", lb
+    config = config_path(lb)
+    try:
+        pings = json.dumps({"echo_app_ping_interval": 3, "echo_app_ping_timeout": 3})
+        result = converge_again(host, SITE, pings, tags="haproxy_lb")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "timeout tunnel 19s" in host.file(config).content_string
+        out = probe("never-reads", lb_url, 60, app_target(variables, numprocs), timeout=200)
+        report = json.dumps(out)
+        assert out["queued"] and out["echo"] == "while one client never reads", report
+        # HAProxy's last byte moved up to 3 s before the probe saw its sends stall.
+        assert out["session_gone_after"] is not None and 19 - 5 <= out["session_gone_after"] <= 19 + 2, report
+        # With the session gone, HAProxy's connections stay only to flush what they hold: the
+        # client's until the kernel drops it (tcp-ut, 30 s after its window closed), the app's for
+        # at most timeout server (measured: 16 s, 27 s and about 29 s after it).
+        send_timeout = int(variables.get("haproxy_lb_send_timeout", 30))
+        assert out["cut_after"] is not None and out["cut_after"] <= send_timeout + 3, report
+        app_closed = out["app_closed_after"] is not None and out["cut_after"] + out["app_closed_after"]
+        timeout_server = int(variables.get("haproxy_lb_timeout_server", 30))
+        assert app_closed and app_closed <= out["session_gone_after"] + timeout_server + 5, report
+    finally:
+        result = converge_again(host, SITE, tags="haproxy_lb")
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert "timeout tunnel 3600s" in host.file(config).content_string  # the scenario's app pings not
 
 
 def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(host, probe, lb, lb_url):
