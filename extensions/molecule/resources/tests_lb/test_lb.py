@@ -290,16 +290,17 @@ def test_a_client_that_fills_haproxys_buffers_both_ways_ends_at_timeout_tunnel_d
         assert out["session_gone_after"] is not None and 19 - 5 <= out["session_gone_after"] <= 19 + 2, report
         # With the session gone, HAProxy's connections stay only to flush what they hold: the
         # client's until the kernel drops it (tcp-ut, 30 s after its window closed), the app's for
-        # at most timeout server (measured: 16 s, 27 s and about 29 s after it).
+        # at most timeout server. Measured on Debian 13: the session gone 16.2 s after the stall,
+        # the client's socket 27.5 s after it, the connection to the app 29.9 s after the session.
         send_timeout = int(variables.get("haproxy_lb_send_timeout", 30))
         assert out["cut_after"] is not None and out["cut_after"] <= send_timeout + 3, report
-        app_closed = out["app_closed_after"] is not None and out["cut_after"] + out["app_closed_after"]
+        assert out["app_closed_after"] is not None, report
         timeout_server = int(variables.get("haproxy_lb_timeout_server", 30))
-        assert app_closed and app_closed <= out["session_gone_after"] + timeout_server + 5, report
+        assert out["cut_after"] + out["app_closed_after"] <= out["session_gone_after"] + timeout_server + 5, report
     finally:
         result = converge_again(host, SITE, tags="haproxy_lb")
         assert result.returncode == 0, result.stdout[-3000:]
-    assert "timeout tunnel 3600s" in host.file(config).content_string  # the scenario's app pings not
+    assert "timeout tunnel 3600s" in host.file(config).content_string  # the scenario's app does not ping
 
 
 def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(host, probe, lb, lb_url):
