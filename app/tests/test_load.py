@@ -23,7 +23,7 @@ from conftest import EchoServer, free_port
 
 from wsfleet_echo import load
 from wsfleet_echo.load_stats import Histogram, WorkerStats
-from wsfleet_echo.server import PROCESS_HEADER
+from wsfleet_echo import PROCESS_HEADER
 
 RUN_TIMEOUT = 60
 

@@ -34,9 +34,8 @@ from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
 
-from . import __version__
+from . import PROCESS_HEADER, __version__
 from .load_stats import ABNORMAL_CLOSE_CODE, WorkerStats
-from .server import PROCESS_HEADER
 
 #: Reconnect backoff after a close or a failed handshake: doubles from the first to the last value,
 #: with jitter (50-100 % of it), and starts over after a successful handshake.

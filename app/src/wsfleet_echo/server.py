@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from . import __version__, metrics
+from . import PROCESS_HEADER, __version__, metrics
 from .keepalive import Keepalive
 from .settings import Settings, SettingsError, parse
 
@@ -88,8 +88,6 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
         return response
     return None
 
-
-PROCESS_HEADER = "X-Wsfleet-Process"
 
 
 def process_name() -> str:
