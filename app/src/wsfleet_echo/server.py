@@ -89,7 +89,6 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
     return None
 
 
-
 def process_name() -> str:
     """Which process serves a connection: ``<hostname>/<supervisord process name, else pid-PID>``.
 
