@@ -52,8 +52,10 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(ROOT / "extensions" / "molecule" / "resources"))
 
 import seeds  # noqa: E402  (bench/seeds.py, beside this file)
+import systemd_container  # noqa: E402  (the containers' recipe, shared with the tests)
 
 IMAGE = "wsfleet/debian-systemd:12"
 OURS = "wsfleet-bench-ours"
@@ -153,20 +155,16 @@ def loadavg() -> tuple[float, float, float]:
 
 
 def start_containers() -> None:
-    """Both containers, started like the molecule platform (extensions/molecule/config.yml).
+    """Both containers, started like the molecule platform (the recipe: systemd_container.py).
 
     One addition: IPv6 on loopback (docker disables it), so that `localhost` in the seeds' files
     binds ::1 as well as 127.0.0.1, as on any normal host.
     """
     remove_containers()
     for name in CONTAINERS:
-        run(["docker", "run", "-d", "--name", name, "--hostname", name,
-             "--cap-add", "SYS_ADMIN",
-             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-             "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-             "--tmpfs", "/run", "--tmpfs", "/run/lock",
+        run(["docker", "run", "-d", "--name", name, "--hostname", name, *systemd_container.docker_run_options(),
              "--sysctl", "net.ipv6.conf.lo.disable_ipv6=0", "--sysctl", "net.ipv6.conf.all.disable_ipv6=0",
-             IMAGE, "/lib/systemd/systemd"])
+             IMAGE, systemd_container.COMMAND])
     for name in CONTAINERS:
         for _ in range(60):
             state = dexec(name, "systemctl", "is-system-running", check=False).stdout.strip()

@@ -18,9 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_role(tmp_path: Path, role: str, *extra: str) -> subprocess.CompletedProcess:
+    # A load balancer role reads what the app hosts published (this machine is both): the echo_app and
+    # supervisord roles publish it in their checks, as site.yml's first play does.
+    publish = ("  pre_tasks:\n    - ansible.builtin.include_role: {name: wsfleet.fleet.echo_app, tasks_from: publish.yml}\n"
+               "    - ansible.builtin.include_role: {name: wsfleet.fleet.supervisord, tasks_from: publish.yml}\n"
+               if role.endswith("_lb") else "")
     return run_playbook(
         tmp_path,
-        f"- hosts: all\n  connection: local\n  gather_facts: true\n  gather_subset: [min, hardware]\n"
+        f"- hosts: all\n  connection: local\n  gather_facts: true\n  gather_subset: [min, hardware]\n{publish}"
         f"  roles:\n    - role: wsfleet.fleet.{role}\n",
         *extra,
     )
@@ -113,6 +118,8 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("supervisord", "supervisord_stopwaitsecs=5", ["supervisord_stopwaitsecs (5) must be greater than"]),
         ("nginx_lb", "nginx_lb_balance=fastest", ["nginx_lb_balance", "fastest"]),
         ("haproxy_lb", "haproxy_lb_timeout_tunnel=30", ["haproxy_lb_timeout_tunnel (30 s) above the app's ping interval"]),
+        # The app's longest silence, 2 x 20 + 20 s, from what echo_app published (before: interval + timeout, 40 s).
+        ("nginx_lb", "nginx_lb_proxy_timeout=50", ["nginx_lb_proxy_timeout (50 s) above the app's ping interval, twice", "(60 s on the hosts of app"]),
         # Beyond Linux's default fs.nr_open (1048576 files per process): no host allows it unraised.
         ("nginx_lb", "wsfleet_target_connections=600000", ["nginx_lb_target_connections (600000", "needs 1201024 open files"]),
         ("haproxy_lb", "wsfleet_target_connections=600000", ["haproxy_lb_target_connections (600000", "needs 1201088 open files"]),
@@ -164,6 +171,9 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("haproxy_lb", '{"haproxy_lb_timout_tunnel": 30, "wsfleet_strict_variables": "yes"}', ["did you mean haproxy_lb_timeout_tunnel?"]),
         ("nginx_lb", '{"nginx_lb_prot": 8443, "wsfleet_strict_variables": true}', ["did you mean nginx_lb_port?"]),
         ("echo_app", '{"echo_app_max_sise": 10, "wsfleet_strict_variables": true}', ["did you mean echo_app_max_size?"]),
+        # The fleet's own variables (roles/wsfleet, a dependency of every role): a typo there changed nothing before.
+        ("supervisord", '{"wsfleet_target_connection": 50000, "wsfleet_strict_variables": true}',
+         ["wsfleet_target_connection is not a variable of this role (did you mean wsfleet_target_connections?)"]),
         # Origins as browsers send them: a scheme, no path; a blank one would have allowed every origin.
         ("echo_app", '{"echo_app_origins": ["example.com"]}', ['echo_app_origins has "example.com": each must be an origin']),
         ("echo_app", '{"echo_app_origins": ["https://chat.example/"]}', ['echo_app_origins has "https://chat.example/"']),
@@ -215,6 +225,10 @@ def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, ext
         (["supervisord_restart_pause=soon"], "supervisord_restart_pause must be a whole number (got 'soon')"),
         (["wsfleet_lb=haproxy", "haproxy_lb_tls=maybe"], "haproxy_lb_tls must be true or false (yes/no, 1/0 and on/off too) (got 'maybe')"),
         (["nginx_lb_port=eighty"], "nginx_lb_port must be a whole number (got 'eighty')"),
+        # Choices too: the fleet's load balancer kind (roles/wsfleet), and a role's option.
+        (["wsfleet_lb=apache"], "wsfleet_lb must be one of nginx, haproxy (got 'apache')"),
+        (["wsfleet_target_connections=many"], "wsfleet_target_connections must be a whole number (got 'many')"),
+        (["nginx_lb_balance=fastest"], "nginx_lb_balance must be one of least_conn, round_robin, ip_hash, random_two_least_conn (got 'fastest')"),
     ],
 )
 def test_a_value_that_is_not_of_its_type_is_named_with_what_fits(tmp_path: Path, extra: list[str], needle: str) -> None:

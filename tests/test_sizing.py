@@ -17,9 +17,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "filter"))
-from backend_endpoints import TARGET_CONNECTIONS_DEFAULT, backend_endpoints  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = (1000, 10000, 100000)
 VCPUS = 4
@@ -73,14 +70,17 @@ def test_supervisord_processes_and_minfds(rendered, target: int, processes: int)
 
 
 @pytest.mark.parametrize(("target", "processes"), [(1000, VCPUS), (10000, VCPUS), (100000, 10)])
-def test_the_load_balancer_gets_as_many_servers_as_supervisord_runs(target: int, processes: int) -> None:
-    hostvars = {"app1": {"supervisord_listen": "tcp", "supervisord_bind_address": "10.0.0.1",
-                         "wsfleet_target_connections": target, "ansible_facts": {"processor_vcpus": VCPUS}}}
-    assert len(backend_endpoints(["app1"], hostvars, "lb")) == processes
+def test_the_load_balancer_gets_as_many_servers_as_supervisord_runs(rendered, target: int, processes: int) -> None:
+    """Through the fact supervisord publishes (tasks/publish.yml) and the backend_endpoints filter."""
+    assert number(rendered[target]["supervisord.txt"], r"^servers=(\d+)$") == processes
 
 
-def test_the_filter_default_target_is_the_roles_default() -> None:
+def test_the_roles_sizing_defaults_are_the_fleets() -> None:
+    """wsfleet_target_connections is defined once (roles/wsfleet); the roles' targets default to it."""
     for role, name in (("supervisord", "supervisord_target_connections"), ("nginx_lb", "nginx_lb_target_connections"),
                        ("haproxy_lb", "haproxy_lb_target_connections")):
         text = (ROOT / "roles" / role / "defaults" / "main.yml").read_text()
-        assert f"{name}: \"{{{{ wsfleet_target_connections | default({TARGET_CONNECTIONS_DEFAULT}) }}}}\"" in text, role
+        assert f"{name}: \"{{{{ wsfleet_target_connections }}}}\"" in text, role
+    defined = [path for path in (ROOT / "roles").glob("*/defaults/main.yml")
+               if re.search(r"^wsfleet_target_connections:", path.read_text(), re.MULTILINE)]
+    assert [path.parent.parent.name for path in defined] == ["wsfleet"]

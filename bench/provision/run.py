@@ -45,6 +45,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "extensions" / "molecule" / "resources"))
+import systemd_container  # noqa: E402  (the containers' recipe, shared with the tests)
 INVENTORY = HERE / "inventory.yml"
 RESULTS = HERE / "results"
 IMAGE = "wsfleet/debian-systemd:12"
@@ -96,16 +98,9 @@ def require_image() -> None:
 
 
 def start_systemd(name: str, *options: str) -> None:
-    """One container from IMAGE with systemd as PID 1, started like the molecule platform."""
-    docker(
-        "run", "-d", "--name", name, "--hostname", name, *options,
-        "--cap-add", "SYS_ADMIN",
-        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-        "--cgroupns", "host",
-        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-        "--tmpfs", "/run", "--tmpfs", "/run/lock",
-        IMAGE, "/lib/systemd/systemd",
-    )  # fmt: skip
+    """One container from IMAGE with systemd as PID 1, started like the molecule platform (systemd_container.py)."""
+    docker("run", "-d", "--name", name, "--hostname", name, *options, *systemd_container.docker_run_options(),
+           IMAGE, systemd_container.COMMAND)
 
 
 def wait_booted(names: list[str], timeout: float = 120) -> None:

@@ -1,7 +1,8 @@
 # Copyright: wsfleet maintainers
 # SPDX-License-Identifier: Apache-2.0
 """Report variables with a role's prefix that the role does not know (typos), and refuse values of its
-numeric and boolean options that do not convert, with a message naming the variable: on the controller."""
+numeric and boolean options that do not convert, and of its string options outside their choices, with
+a message naming the variable and what fits: on the controller."""
 
 from __future__ import annotations
 
@@ -41,12 +42,18 @@ class ActionModule(ActionBase):
         # ansible-core's internal string class. This one names the variable, the value and what fits.
         wrong = []
         for name, spec in sorted(options.items()):
-            check = self._CONVERTS.get((spec or {}).get("type", ""))
-            if check is None or name not in task_vars:
+            spec = spec or {}
+            check = self._CONVERTS.get(spec.get("type", ""))
+            choices = spec.get("choices") if spec.get("type", "str") == "str" else None
+            if (check is None and not choices) or name not in task_vars:
                 continue
             value = self._templar.template(task_vars[name])
+            if choices and str(value) not in [str(choice) for choice in choices]:
+                wrong.append(f"{name} must be one of {', '.join(map(str, choices))} (got {str(value)!r})")
+                continue
             try:
-                check[0](value)
+                if check is not None:
+                    check[0](value)
             except (TypeError, ValueError):
                 wrong.append(f"{name} must be {check[1]} (got {str(value)!r})")
         if wrong:

@@ -10,22 +10,25 @@ short_description: Every supervised app process of a group of hosts, as load bal
 version_added: 0.1.0
 description:
   - For every host of the backend group, in inventory order, one endpoint per process of its
-    C(wsfleet.fleet.supervisord) program. Its settings come from the fact
-    C(supervisord_endpoint_settings) that the supervisord role publishes on the host when it runs
-    in the same playbook run (so play vars, extra vars and role params count); otherwise from that
-    host's inventory variables (the role's defaults where the host sets none;
-    C(supervisord_numprocs) then defaults to the host's vCPU count, which needs its facts).
+    C(wsfleet.fleet.supervisord) program, from the fact C(supervisord_endpoint_settings) that the
+    role publishes on the host in its checks, where every place a variable can be set counts
+    (inventory, group_vars, play vars, extra vars, role params). C(site.yml) runs those checks on every host
+    first; the fact is cacheable, so a run that leaves app hosts out (C(--limit)) finds it in a fact
+    cache when one is configured, and otherwise fails naming the host.
   - A process on the load balancer host itself is reached over its Unix socket; a process on
     another host over C(address:port), which needs C(supervisord_listen=tcp) on that host and a
-    bind address the load balancer can reach.
+    bind address the load balancer can reach. The address is the host's C(wsfleet_backend_address),
+    else its C(ansible_host), else the address of its default IPv4 route, else its inventory name.
   - Both load balancer roles use it, so nobody types a server list.
   - A host with C(supervisord_numprocs=boot) (an auto-scaling image, see C(playbooks/bake.yml))
     resolves its process count at boot. Seen from itself it gives one endpoint whose C(boot) is
     true and whose names and socket path hold the placeholder C({NN}). The load balancer roles
     write it to a file that the instance expands into one server per process at boot. Seen from
-    another host it gives one endpoint, the instance's own load balancer (C(address:port), the port
-    of its C(wsfleet_lb) kind).
-positional: hostvars, lb_host
+    another host it gives one endpoint, the instance's own load balancer (C(address:port)). Such
+    instances are not reached by Ansible, so their inventory says it - C(supervisord_numprocs=boot),
+    and the port when it is not O(lb_port) (C(nginx_lb_port) or C(haproxy_lb_port) by its
+    C(wsfleet_lb), or C(wsfleet_lb_port)).
+positional: hostvars, lb_host, lb_port
 options:
   _input:
     description: Names of the app hosts (e.g. C(groups['app'])).
@@ -40,6 +43,11 @@ options:
     description: The load balancer host (C(inventory_hostname)).
     type: str
     required: true
+  lb_port:
+    description:
+      - The port of a boot-sized instance's load balancer when the instance's inventory gives none
+        (the load balancer roles pass C(wsfleet_lb_port)). Needed only when there are such instances.
+    type: int
 """
 
 EXAMPLES = r"""
@@ -48,7 +56,7 @@ EXAMPLES = r"""
     src: upstream.j2
     dest: /etc/nginx/upstream.conf
   vars:
-    endpoints: "{{ groups['app'] | wsfleet.fleet.backend_endpoints(hostvars, inventory_hostname) }}"
+    endpoints: "{{ groups['app'] | wsfleet.fleet.backend_endpoints(hostvars, inventory_hostname, wsfleet_lb_port) }}"
 """
 
 RETURN = r"""
@@ -83,84 +91,63 @@ _value:
       type: bool
 """
 
-import math
 import re
-from collections import ChainMap
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
 from ansible.errors import AnsibleFilterError
 
-# The roles' defaults are the one source of the values a host does not override.
-_ROLES = Path(__file__).resolve().parents[2] / "roles"
-_ROLE_DEFAULTS = _ROLES / "supervisord" / "defaults" / "main.yml"
 BOOT = "boot"
-# The fleet-wide sizing variable's default, as the roles' defaults have it (checked by tests/).
-TARGET_CONNECTIONS_DEFAULT = 10000
 PLACEHOLDER = "{NN}"
+# The fact the wsfleet.fleet.supervisord role publishes on each app host (its tasks/preflight.yml).
+PUBLISHED = "supervisord_endpoint_settings"
+_SETTINGS = ("supervisord_program_name", "supervisord_numprocs", "supervisord_listen", "supervisord_socket_dir",
+             "supervisord_bind_address", "supervisord_port_base")
 _WILDCARDS = {"0.0.0.0", "::", "", "*"}
 _LOOPBACK = re.compile(r"^(127\.|::1$|localhost$)")
 
 
-def _role_defaults(path: Path = _ROLE_DEFAULTS) -> dict[str, Any]:
-    with path.open() as handle:
-        return yaml.safe_load(handle)
-
-
-def _instance_port(host: str, host_vars: Mapping[str, Any]) -> int:
-    """The port of a boot-sized instance's own load balancer (nginx_lb_port or haproxy_lb_port)."""
-    kind = str(host_vars.get("wsfleet_lb") or "nginx")
-    if kind not in ("nginx", "haproxy"):
-        raise AnsibleFilterError(f"backend_endpoints: wsfleet_lb of {host!r} is {kind!r} (allowed: nginx, haproxy)")
-    name = f"{kind}_lb_port"
-    value = host_vars.get(name)
-    if value is None:
-        value = _role_defaults(_ROLES / f"{kind}_lb" / "defaults" / "main.yml")[name]
-    return int(value)
-
-
-def _setting(host_vars: Mapping[str, Any], defaults: Mapping[str, Any], name: str) -> Any:
-    if name in host_vars and host_vars[name] is not None:
-        return host_vars[name]
-    return defaults[name]
-
-
-def _int_setting(host_vars: Mapping[str, Any], name: str) -> int | None:
-    value = host_vars.get(name)
-    if value is None or (isinstance(value, str) and "{{" in value):
+def _published(host: str, host_vars: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """What the supervisord role resolved on the host, or None when it has not run there."""
+    settings = host_vars.get(PUBLISHED) if PUBLISHED in host_vars else None
+    if settings is None:
+        # From a fact cache (an earlier run): there under ansible_facts (inject_facts_as_vars off).
+        settings = (host_vars.get("ansible_facts") or {}).get(PUBLISHED) if "ansible_facts" in host_vars else None
+    if settings is None:
         return None
-    return int(value)
+    missing = [name for name in _SETTINGS if not isinstance(settings, Mapping) or settings.get(name) is None]
+    if missing:
+        raise AnsibleFilterError(f"backend_endpoints: {PUBLISHED} of {host!r} lacks {', '.join(missing)} (set by an older wsfleet.fleet?)")
+    return settings
 
 
-def _target(host_vars: Mapping[str, Any]) -> int:
-    for name in ("supervisord_target_connections", "wsfleet_target_connections"):
-        value = _int_setting(host_vars, name)
-        if value is not None:
-            return value
-    return TARGET_CONNECTIONS_DEFAULT
+def _unpublished(host: str) -> AnsibleFilterError:
+    return AnsibleFilterError(
+        f"backend_endpoints: app host {host!r} has not published its processes ({PUBLISHED}, which the "
+        "wsfleet.fleet.supervisord role sets in its checks; site.yml runs them on every host first). Run the "
+        "supervisord role on the app hosts in the same run (a --limit that leaves them out hides them), or "
+        "configure a fact cache, which keeps the fact between runs"
+    )
 
 
-def _per_process(host_vars: Mapping[str, Any]) -> int:
-    value = _int_setting(host_vars, "supervisord_connections_per_process")
-    return value if value is not None else int(_role_defaults()["supervisord_connections_per_process"])
+def _instance_port(host: str, host_vars: Mapping[str, Any], lb_port: Any) -> int:
+    """The port of a boot-sized instance's own load balancer, as its inventory gives it, else lb_port."""
+    kind = host_vars.get("wsfleet_lb")
+    for name in ([f"{kind}_lb_port"] if kind in ("nginx", "haproxy") else []) + ["wsfleet_lb_port"]:
+        value = host_vars.get(name)
+        if value is not None and not (isinstance(value, str) and "{{" in value):
+            return int(value)
+    if lb_port is None:
+        raise AnsibleFilterError(
+            f"backend_endpoints: {host!r} is an instance of a baked image (supervisord_numprocs=boot) and its "
+            "inventory gives no port of its load balancer; set wsfleet_lb_port for it"
+        )
+    return int(lb_port)
 
 
-def _numprocs(host: str, host_vars: Mapping[str, Any]) -> int | str:
-    value = host_vars.get("supervisord_numprocs") if "supervisord_numprocs" in host_vars else None
+def _numprocs(host: str, value: Any) -> int | str:
     if value == BOOT:
         return BOOT
-    if value is None or (isinstance(value, str) and "{{" in value):
-        # The role's default: max(vCPUs, ceil(target connections / connections per process)).
-        facts = host_vars.get("ansible_facts") or {}
-        vcpus = facts.get("processor_vcpus")
-        value = None if vcpus is None else max(int(vcpus), math.ceil(_target(host_vars) / _per_process(host_vars)))
-    if value is None:
-        raise AnsibleFilterError(
-            f"backend_endpoints: app host {host!r} sets no supervisord_numprocs and its facts are not "
-            "gathered; set supervisord_numprocs for it or gather its facts first"
-        )
     try:
         count = int(value)
     except (TypeError, ValueError):
@@ -204,44 +191,44 @@ def _endpoint(name: str, host: str, process: str | None, unix: str | None, addre
     }
 
 
-def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host: str) -> list[dict[str, Any]]:
+def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host: str, lb_port: Any = None) -> list[dict[str, Any]]:
     if isinstance(hosts, str) or not isinstance(hosts, Sequence):
         raise AnsibleFilterError(f"backend_endpoints: expects a list of host names, got {type(hosts).__name__}")
-    defaults = _role_defaults()
     endpoints: list[dict[str, Any]] = []
     for host in hosts:
         if host not in hostvars:
             raise AnsibleFilterError(f"backend_endpoints: {host!r} is not in the inventory")
         host_vars = hostvars[host]
-        published = host_vars.get("supervisord_endpoint_settings") if "supervisord_endpoint_settings" in host_vars else None
-        if isinstance(published, Mapping):
-            # What the supervisord role resolved on that host (play vars, -e and role params included).
-            host_vars = ChainMap(dict(published), host_vars)
-        program = str(_setting(host_vars, defaults, "supervisord_program_name"))
-        listen = str(_setting(host_vars, defaults, "supervisord_listen"))
-        count = _numprocs(host, host_vars)
+        settings = _published(host, host_vars)
         local = host == lb_host
+        if settings is None:
+            if local or host_vars.get("supervisord_numprocs") != BOOT:
+                raise _unpublished(host)
+            # An instance of a baked image, which Ansible does not reach: its inventory says what it is.
+            settings = {"supervisord_numprocs": BOOT}
+        count = _numprocs(host, settings["supervisord_numprocs"])
         if count == BOOT and not local:
             # A boot-sized instance balances over its own processes: reach its load balancer.
             address = _remote_address(host, host_vars, "0.0.0.0")
-            port = _instance_port(host, host_vars)
-            endpoints.append(_endpoint(host, host, None, None, address, port))
+            endpoints.append(_endpoint(host, host, None, None, address, _instance_port(host, host_vars, lb_port)))
             continue
+        program = str(settings["supervisord_program_name"])
+        listen = str(settings["supervisord_listen"])
         if listen == "unix":
             if not local:
                 raise AnsibleFilterError(
                     f"backend_endpoints: app host {host!r} listens on Unix sockets, which the load balancer "
                     f"{lb_host!r} cannot reach from another host; set supervisord_listen=tcp for it"
                 )
-            socket_dir = str(_setting(host_vars, defaults, "supervisord_socket_dir")).rstrip("/")
+            socket_dir = str(settings["supervisord_socket_dir"]).rstrip("/")
         elif listen == "tcp":
             if count == BOOT:
                 raise AnsibleFilterError(
                     f"backend_endpoints: app host {host!r} sizes itself at boot (supervisord_numprocs=boot), "
                     "which needs supervisord_listen=unix"
                 )
-            port_base = int(_setting(host_vars, defaults, "supervisord_port_base"))
-            bind = str(_setting(host_vars, defaults, "supervisord_bind_address"))
+            port_base = int(settings["supervisord_port_base"])
+            bind = str(settings["supervisord_bind_address"])
             address = ("127.0.0.1" if bind in _WILDCARDS else bind) if local else _remote_address(host, host_vars, bind)
         else:
             raise AnsibleFilterError(f"backend_endpoints: supervisord_listen of {host!r} is {listen!r} (allowed: unix, tcp)")

@@ -19,7 +19,9 @@ description:
   - With O(options) (the role's argument specification), a value of an option of type C(int), C(float)
     or C(bool) that does not convert fails first, with a message naming the variable, the value and
     what fits (C(echo_app_ping_interval must be a number (got 'often'))). ansible-core's own check of
-    the argument specification names its internal string class there instead.
+    the argument specification names its internal string class there instead. So does a value of a
+    string option outside its C(choices) (C(wsfleet_lb must be one of nginx, haproxy (got 'apache'))),
+    where ansible-core's check prints the whole argument specification with it.
   - Runs on the controller only, from the variables Ansible already holds; it does not contact the host.
 options:
   prefix:

@@ -97,7 +97,7 @@ class Probe:
         variables = host.ansible.get_variables()
         become = bool(variables.get("ansible_become"))  # hosts reached over SSH as an unprivileged user
         host.ansible("copy", f"src={RESOURCES / 'wsprobe.py'} dest={PROBE} mode=0755", check=False, become=become)
-        tls_dir = variables.get("wsfleet_test_tls_dir")
+        tls_dir = variables.get("test_tls_dir")
         if tls_dir:
             host.ansible("copy", f"src={tls_dir}/cert.pem dest={CAFILE} mode=0644", check=False, become=become)
 

@@ -37,7 +37,7 @@ def cfg(host, variables):
         "socket_dir": v.get("supervisord_socket_dir", "/run/wsfleet"),
         "port_base": int(v.get("supervisord_port_base", 8000)),
         "user": v.get("echo_app_user", "wsfleet"),
-        "reply_prefix": v.get("wsfleet_test_reply_prefix", ""),
+        "reply_prefix": v.get("test_reply_prefix", ""),
     }
 
 
@@ -220,7 +220,7 @@ def test_installed_read_only_collection_on_an_offline_controller(host, variables
     a wheel cache of its own, so the app wheel is built and every dependency fetched again. The
     result is byte-identical to what the scenario deployed (nothing changes on the host), and nothing
     is written into the installed collection."""
-    if not variables.get("wsfleet_test_installed_collection"):
+    if not variables.get("test_installed_collection"):
         pytest.skip("app_unix runs the installed, read-only, offline case")
     root = RESOURCES.parent.parent.parent
     venv_bin = Path(sys.executable).parent

@@ -21,16 +21,13 @@ from pathlib import Path
 import pytest
 from testinfra.utils.ansible_runner import AnsibleRunner
 
+import systemd_container
 from conftest import RESOURCES, converge_again
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = AnsibleRunner(INVENTORY)
 testinfra_hosts = RUNNER.get_hosts("bake")
 FRONT = RUNNER.get_hosts("front")[0]
-SYSTEMD = [
-    "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-]
 CONFIGURED = 3  # WSFLEET_NUMPROCS written into the second instance before its first boot
 
 
@@ -75,11 +72,11 @@ def instances(host):
     docker("commit", host.backend.host, image)
     booted = {}
     try:
-        for number, (name, ip) in enumerate(sorted(variables["wsfleet_test_instances"].items())):
+        for number, (name, ip) in enumerate(sorted(variables["test_instances"].items())):
             docker("rm", "-f", name, check=False)
             limits = ["--cpuset-cpus", "0"] if number == 0 else []
-            docker("create", "--name", name, "--hostname", name, "--network", variables["wsfleet_test_network"], "--ip", ip,
-                   *SYSTEMD, *limits, image, "/lib/systemd/systemd")
+            docker("create", "--name", name, "--hostname", name, "--network", variables["test_network"], "--ip", ip,
+                   *systemd_container.docker_run_options(), *limits, image, systemd_container.COMMAND)
             if number == 1:  # what cloud-init user data would write before the first boot
                 settings = Path(f"/tmp/{name}.wsfleet-instance")
                 settings.write_text(f"WSFLEET_NUMPROCS={CONFIGURED}\n")
@@ -94,7 +91,7 @@ def instances(host):
             print(f"{name}: /healthz 200 through its load balancer {booted[name]['boot_seconds']} s after docker start")
         yield booted
     finally:
-        for name in variables["wsfleet_test_instances"]:
+        for name in variables["test_instances"]:
             docker("rm", "-f", name, check=False)
         docker("rmi", image, check=False)
 
@@ -156,7 +153,7 @@ def test_front_load_balancer_over_both_instances(instances, tmp_path):
     result = subprocess.run(["ansible-playbook", "-i", INVENTORY, "-i", str(extra), str(RESOURCES / "front_lb.yml")],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-5000:]
-    target = RUNNER.get_variables(FRONT)["wsfleet_test_front"]
+    target = RUNNER.get_variables(FRONT)["test_front"]
     deadline = time.monotonic() + 30
     while healthz(target) != 200 and time.monotonic() < deadline:
         time.sleep(0.5)

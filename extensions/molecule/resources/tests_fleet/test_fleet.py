@@ -99,7 +99,7 @@ def fleet_state() -> dict[str, tuple[str, list[str] | None]]:
     ("extra", "needle"),
     [
         # Before: app.env rewritten and every process restarted on both app hosts, then the refusal.
-        ({"wsfleet_lb": "apache", "echo_app_log_level": "WARNING"}, "wsfleet_lb is 'apache'"),
+        ({"wsfleet_lb": "apache", "echo_app_log_level": "WARNING"}, "wsfleet_lb must be one of nginx, haproxy (got 'apache')"),
         # Before: both app hosts reconfigured (changed=4) and out of the load balancers, then the error.
         ({"supervisord_listen": "unix", "echo_app_log_level": "WARNING"}, "listens on Unix sockets, which the load balancer"),
         # Before: app.env changed, then supervisord refused, and the restart handler was lost.

@@ -29,7 +29,7 @@ def lb(variables):
 
 @pytest.fixture(scope="module")
 def tls(variables):
-    return bool(variables.get("wsfleet_test_tls_dir"))
+    return bool(variables.get("test_tls_dir"))
 
 
 @pytest.fixture(scope="module")
@@ -392,7 +392,7 @@ def test_an_app_change_through_site_yml_restarts_one_process_at_a_time_under_loa
 def test_zz_program_and_socket_dir_set_as_play_vars_reach_the_load_balancer(host, probe, lb, lb_url, numprocs, variables, tmp_path):
     """Play vars never show in hostvars: the load balancer learns the program's name and socket
     directory from what the supervisord role published, so the server list and the app agree."""
-    if not variables.get("wsfleet_test_play_vars"):
+    if not variables.get("test_play_vars"):
         pytest.skip("lb_haproxy sets the program name and socket directory as play vars")
     playbook = tmp_path / "play_vars.yml"
     playbook.write_text(json.dumps([{
