@@ -51,6 +51,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.wsfleet.fleet.plugins.module_utils.published import published_fact
 
 PUBLISHED = "echo_app_keepalive"
 
@@ -61,9 +62,7 @@ def app_silence(hosts: Sequence[str], hostvars: Mapping[str, Any]) -> int:
     most = 0.0
     for host in hosts:
         host_vars = hostvars[host] if host in hostvars else {}
-        app = host_vars.get(PUBLISHED) if PUBLISHED in host_vars else None
-        if app is None and "ansible_facts" in host_vars:  # from a fact cache (an earlier run)
-            app = (host_vars.get("ansible_facts") or {}).get(PUBLISHED)
+        app = published_fact(host_vars, PUBLISHED)
         if not isinstance(app, Mapping) or str(app.get("package") or ""):
             return 0
         try:

@@ -96,6 +96,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.wsfleet.fleet.plugins.module_utils.published import published_fact
 
 BOOT = "boot"
 PLACEHOLDER = "{NN}"
@@ -109,10 +110,7 @@ _LOOPBACK = re.compile(r"^(127\.|::1$|localhost$)")
 
 def _published(host: str, host_vars: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """What the supervisord role resolved on the host, or None when it has not run there."""
-    settings = host_vars.get(PUBLISHED) if PUBLISHED in host_vars else None
-    if settings is None:
-        # From a fact cache (an earlier run): there under ansible_facts (inject_facts_as_vars off).
-        settings = (host_vars.get("ansible_facts") or {}).get(PUBLISHED) if "ansible_facts" in host_vars else None
+    settings = published_fact(host_vars, PUBLISHED)
     if settings is None:
         return None
     missing = [name for name in _SETTINGS if not isinstance(settings, Mapping) or settings.get(name) is None]
