@@ -228,6 +228,7 @@ def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, ext
         # Choices too: the fleet's load balancer kind (roles/wsfleet), and a role's option.
         (["wsfleet_lb=apache"], "wsfleet_lb must be one of nginx, haproxy (got 'apache')"),
         (["wsfleet_target_connections=many"], "wsfleet_target_connections must be a whole number (got 'many')"),
+        (["wsfleet_lb_port=eighty"], "wsfleet_lb_port must be a whole number (got 'eighty')"),
         (["nginx_lb_balance=fastest"], "nginx_lb_balance must be one of least_conn, round_robin, ip_hash, random_two_least_conn (got 'fastest')"),
     ],
 )
