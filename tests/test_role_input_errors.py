@@ -340,3 +340,21 @@ def test_a_key_of_another_certificate_or_with_a_passphrase_is_refused_before_any
                       f'{{"{lb}_tls": true, "{lb}_tls_certificate": {json.dumps(cert_c.read_text())}, "{lb}_tls_key": {json.dumps(key_c.read_text())}}}')
     assert_stopped_without_change(result, f"{lb}_tls_key is encrypted")
     assert "BEGIN ENCRYPTED PRIVATE KEY" not in result.stdout + result.stderr  # the key is never shown
+
+
+def test_no_typo_is_reported_when_there_is_none(tmp_path: Path) -> None:
+    """Every role's typo check reads its own options: the fleet role's check, run again after the other
+    roles' checks (site.yml runs it in each play), finds none of the fleet's variables unknown."""
+    result = run_playbook(
+        tmp_path,
+        f"- ansible.builtin.import_playbook: {ROOT}/playbooks/preflight.yml\n"
+        "- hosts: all\n  connection: local\n  gather_facts: false\n  roles:\n    - role: wsfleet.fleet.wsfleet\n",
+        # sized below this machine's cap of 20000 open files per process
+        "echo_app_close_timeout=10", "supervisord_program_user=nobody", "wsfleet_lb_port=18080", "wsfleet_target_connections=4000",
+    )
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 0 and "PLAY RECAP" in output, output[-3000:]
+    last_play = output[output.rindex("PLAY ["):]
+    assert "wsfleet.fleet.wsfleet : Report variables this role does not know" in last_play, last_play[-3000:]
+    assert "is not a variable of this role" not in output, output[-3000:]
+    assert result.changed_paths == [], result.changed_paths
