@@ -54,6 +54,12 @@ options:
           - Octal mode as a string, e.g. C('0640') or C('2750').
           - When not given, an existing path keeps its mode, and a new file gets C(0644).
         type: str
+      force:
+        description:
+          - With C(false), a file that exists keeps its content (its owner, group and mode are still
+            set); the content is written only when the file is missing.
+        type: bool
+        default: true
       validate:
         description:
           - A command run on the new content before it replaces the file, C(%s) standing for the
@@ -166,7 +172,7 @@ def _file(module: AnsibleModule, entry: dict, diff: dict) -> bool:
                 module.fail_json(msg="%s exists and is not a regular file; it was left as it is" % path)
             with open(path, "rb") as handle:
                 old = handle.read()
-    if old == new:
+    if old == new or (old is not None and not entry["force"] and not os.path.islink(path)):
         return module.set_fs_attributes_if_different(_attributes(module, entry), False, diff)
 
     diff["before"] = to_text(old or b"", errors="surrogate_or_replace")
@@ -217,6 +223,7 @@ def main() -> None:
                     "owner": {"type": "str"},
                     "group": {"type": "str"},
                     "mode": {"type": "str"},
+                    "force": {"type": "bool", "default": True},
                     "validate": {"type": "str"},
                 },
             },
