@@ -22,6 +22,7 @@ description:
     content and each changed attribute.
   - A path that is a directory where a file is stated, or anything but a directory where a directory
     is stated, fails without a change to it - the module does not take over what it did not make.
+    Every entry is checked so before the first change.
     A symbolic link where a file is stated is replaced by the file, as C(ansible.builtin.template)
     does.
 options:
@@ -54,6 +55,13 @@ options:
           - Octal mode as a string, e.g. C('0640') or C('2750').
           - When not given, an existing path keeps its mode, and a new file gets C(0644).
         type: str
+      secret:
+        description:
+          - The content is a secret (a private key) - it is masked in the module's result and its
+            diff shows no content - so the task need not be C(no_log), which would hide a validation
+            failure's message with it.
+        type: bool
+        default: false
       force:
         description:
           - With C(false), a file that exists keeps its content (its owner, group and mode are still
@@ -132,6 +140,13 @@ def _check_entry(module: AnsibleModule, index: int, entry: dict) -> None:
         module.fail_json(msg="%s: mode must be an octal string such as '0640' (got %r)" % (where, entry["mode"]))
     if entry.get("validate") and "%s" not in entry["validate"]:
         module.fail_json(msg="%s: validate must contain %%s, the new content's path" % where)
+    # What is there and of another kind is not this module's to replace.
+    path = entry["path"]
+    if entry["state"] == "file" and os.path.lexists(path) and not os.path.islink(path) \
+            and not stat.S_ISREG(os.lstat(path).st_mode):
+        module.fail_json(msg="%s exists and is not a regular file; it was left as it is" % path)
+    if entry["state"] == "directory" and os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+        module.fail_json(msg="%s exists and is not a directory; it was left as it is" % path)
 
 
 def _absent(module: AnsibleModule, path: str) -> bool:
@@ -175,8 +190,12 @@ def _file(module: AnsibleModule, entry: dict, diff: dict) -> bool:
     if old == new or (old is not None and not entry["force"] and not os.path.islink(path)):
         return module.set_fs_attributes_if_different(_attributes(module, entry), False, diff)
 
-    diff["before"] = to_text(old or b"", errors="surrogate_or_replace")
-    diff["after"] = to_text(new, errors="surrogate_or_replace")
+    if entry["secret"]:
+        diff["before"] = {"content": "(secret)" if old is not None else "(none)"}
+        diff["after"] = {"content": "(secret, changed)"}
+    else:
+        diff["before"] = to_text(old or b"", errors="surrogate_or_replace")
+        diff["after"] = to_text(new, errors="surrogate_or_replace")
     if module.check_mode:
         return True
     directory = os.path.dirname(path)
@@ -223,6 +242,7 @@ def main() -> None:
                     "owner": {"type": "str"},
                     "group": {"type": "str"},
                     "mode": {"type": "str"},
+                    "secret": {"type": "bool", "default": False},
                     "force": {"type": "bool", "default": True},
                     "validate": {"type": "str"},
                 },
@@ -231,6 +251,10 @@ def main() -> None:
         supports_check_mode=True,
     )
     entries = module.params["files"]
+    for entry in entries:
+        if entry["secret"] and entry.get("content"):
+            module.no_log_values.add(entry["content"])
+    # Every entry is checked before the first change.
     for index, entry in enumerate(entries):
         _check_entry(module, index, entry)
 
