@@ -49,13 +49,17 @@ ONCE_IN = {
     "foreign_wheels": ("app_custom-d13",),
     # the collection installed read-only from its tarball, on a controller with no package index.
     "installed_offline": ("app_unix-d13",),
+    # a hand-edited file, setting, mode and owner repaired by the next run, nothing changed by the one
+    # after: the files module's compare-and-repair, which does not depend on the release.
+    "drift": ("app_tcp-d12",),
     # numprocs lowered by one: on Unix sockets and on TCP ports.
     "scale_down": ("app_unix-d12", "app_tcp-d13"),
 }
 # The groups above that run once, on one release: what they test happens on the controller
 # (Ansible's variable precedence, the controller's wheel cache and collection path, the package
-# build), and the host's part of it (a converge) is what every run of every scenario does.
-ONE_RELEASE = {"play_vars", "app_code", "foreign_wheels", "installed_offline"}
+# build), and the host's part of it (a converge) is what every run of every scenario does; drift's
+# repair is wsfleet.fleet.files comparing content, owner and mode (Python's os calls), whatever the release.
+ONE_RELEASE = {"play_vars", "app_code", "foreign_wheels", "installed_offline", "drift"}
 # The groups above that test what only one load balancer kind has (HAProxy's timeout tunnel).
 ONE_KIND = {"stuck_tunnel": "haproxy"}
 

@@ -262,6 +262,39 @@ def test_installed_read_only_collection_on_an_offline_controller(host, variables
             path.chmod(path.stat().st_mode | 0o200)
 
 
+@pytest.mark.once("drift")
+def test_a_hand_edit_a_setting_and_a_mode_are_repaired_by_the_next_run_and_the_run_after_changes_nothing(host, cfg, probe, variables):
+    """On the converged host: a rendered file edited by hand (the app settings), a setting of a file the
+    role only edits (supervisord's minfds), a rendered file's mode and owner (the launcher, the program
+    file). The next run repairs each of them (changed), the run after reports changed=0."""
+    root, config_dir = variables.get("echo_app_root", "/opt/wsfleet-echo"), variables.get("echo_app_config_dir", "/etc/wsfleet-echo")
+    env, launcher, program = f"{config_dir}/app.env", f"{root}/bin/wsfleet-run", f"/etc/supervisor/conf.d/{cfg['name']}.conf"
+    files = (env, launcher, program)
+
+    def state():
+        return {path: (host.file(path).sha256sum, host.file(path).mode, host.file(path).user) for path in files}
+
+    def minfds():
+        return host.run("grep -E '^minfds' /etc/supervisor/supervisord.conf").stdout.strip()
+
+    before, before_minfds = state(), minfds()
+    assert before_minfds and before_minfds != "minfds=1024", before_minfds
+    edit = host.run(f"echo 'WSFLEET_LOG_LEVEL=DEBUG' >> {env} && chmod 0777 {launcher} && chown nobody {program}"
+                    " && sed -i 's/^minfds.*/minfds=1024/' /etc/supervisor/supervisord.conf")
+    assert edit.rc == 0, edit.stderr
+    drifted = state()
+    assert all(drifted[path] != before[path] for path in files) and minfds() == "minfds=1024", drifted
+    repaired = converge_again(host, RESOURCES / "converge_app.yml")
+    assert repaired.returncode == 0, repaired.stdout[-4000:] + repaired.stderr[-2000:]
+    assert state() == before and minfds() == before_minfds, (state(), minfds())
+    assert changed_count(repaired) >= 4, repaired.stdout[-4000:]
+    again = converge_again(host, RESOURCES / "converge_app.yml")
+    assert again.returncode == 0 and changed_count(again) == 0, again.stdout[-4000:]
+    assert set(statuses(host, cfg).values()) == {"RUNNING"}, service_log(host)
+    for target in targets(cfg):
+        assert probe("echo", target, "repaired")["replies"][0] == f"{cfg['reply_prefix']}repaired"
+
+
 @pytest.mark.once("scale_down")
 def test_zz_lowering_numprocs_leaves_exactly_that_many(host, cfg, probe):
     """Converge again with one process fewer (the real playbook), then count processes and sockets."""
