@@ -20,16 +20,8 @@ description:
   - Both load balancer roles use it - HAProxy's C(timeout tunnel) is derived from it, nginx's
     C(proxy_read_timeout) and HAProxy's tunnel must exceed it.
 positional: hostvars
-options:
-  _input:
-    description: Names of the app hosts (e.g. C(groups['app'])).
-    type: list
-    elements: str
-    required: true
-  hostvars:
-    description: The C(hostvars) of the play.
-    type: dict
-    required: true
+extends_documentation_fragment:
+  - wsfleet.fleet.app_hosts  # _input (the app hosts) and hostvars
 """
 
 EXAMPLES = r"""

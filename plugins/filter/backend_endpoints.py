@@ -29,16 +29,9 @@ description:
     and the port when it is not O(lb_port) (C(nginx_lb_port) or C(haproxy_lb_port) by its
     C(wsfleet_lb), or C(wsfleet_lb_port)).
 positional: hostvars, lb_host, lb_port
+extends_documentation_fragment:
+  - wsfleet.fleet.app_hosts  # _input (the app hosts) and hostvars
 options:
-  _input:
-    description: Names of the app hosts (e.g. C(groups['app'])).
-    type: list
-    elements: str
-    required: true
-  hostvars:
-    description: The C(hostvars) of the play.
-    type: dict
-    required: true
   lb_host:
     description: The load balancer host (C(inventory_hostname)).
     type: str
