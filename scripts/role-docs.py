@@ -93,12 +93,26 @@ def variables_table(options: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+FLEET_ROLE = "wsfleet.fleet.wsfleet"
+# wsfleet_lb's choices, from the fleet role's argument spec.
+LB_KINDS = yaml.safe_load((ROOT / "roles/wsfleet/meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]["wsfleet_lb"]["choices"]
+
+
 def example_plays(role: str, site: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The plays of site.yml up to the one that runs the role, cut down to what the role needs."""
     plays = []
     for play in site:
-        names = [entry["role"] if isinstance(entry, dict) else entry for entry in play.get("roles", [])]
-        conditional = {entry["role"] for entry in play.get("roles", []) if isinstance(entry, dict) and "when" in entry}
+        # The fleet role is a dependency of every role: an example need not list it.
+        entries = [entry for entry in play.get("roles", []) if (entry["role"] if isinstance(entry, dict) else entry) != FLEET_ROLE]
+        names = [entry["role"] if isinstance(entry, dict) else entry for entry in entries]
+        conditional = {entry["role"] for entry in entries if isinstance(entry, dict) and "when" in entry}
+        # A role a task includes by a variable's value (site.yml's `{{ wsfleet_lb }}_lb`) runs on a
+        # condition: each role the name can give.
+        for task in play.get("tasks", []):
+            included = (task.get("ansible.builtin.include_role") or {}).get("name", "")
+            for kind in LB_KINDS if "{{ wsfleet_lb }}" in included else []:
+                names.append(included.replace("{{ wsfleet_lb }}", kind))
+                conditional.add(names[-1])
         target = f"{COLLECTION}.{role}"
         if target in names:
             before = [name for name in names[: names.index(target)] if name not in conditional]
