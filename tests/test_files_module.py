@@ -107,6 +107,9 @@ def test_what_it_did_not_make_is_left_alone(tmp_path: Path) -> None:
     proc, _ = run(tmp_path, [{"path": str(first), "content": "x\n", "mode": "640"}, {"path": str(first), "content": "x\n", "mode": "rw"}])
     assert proc.returncode != 0 and "mode must be an octal string" in proc.stdout, proc.stdout[-2000:]
     assert not first.exists()  # the bad second entry stopped the run before the first was written
+    proc, _ = run(tmp_path, [{"path": str(first), "content": "x\n"}, {"path": str(first), "state": "absent"}])
+    assert proc.returncode != 0 and "the path is stated twice" in proc.stdout, proc.stdout[-2000:]
+    assert not first.exists()
 
 
 def test_force_false_keeps_an_existing_files_content(tmp_path: Path) -> None:

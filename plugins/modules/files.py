@@ -22,7 +22,7 @@ description:
     content and each changed attribute.
   - A path that is a directory where a file is stated, or anything but a directory where a directory
     is stated, fails without a change to it - the module does not take over what it did not make.
-    Every entry is checked so before the first change.
+    Every entry is checked so before the first change, and so is a path stated twice.
     A symbolic link where a file is stated is replaced by the file, as C(ansible.builtin.template)
     does.
 options:
@@ -117,7 +117,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native, to_
 MODE = re.compile(r"^0?[0-7]{3,4}$")
 
 
-def _attributes(module: AnsibleModule, entry: dict) -> dict:
+def _attributes(entry: dict) -> dict:
     return {
         "path": entry["path"],
         "owner": entry.get("owner"),
@@ -128,7 +128,7 @@ def _attributes(module: AnsibleModule, entry: dict) -> dict:
     }
 
 
-def _check_entry(module: AnsibleModule, index: int, entry: dict) -> None:
+def _check_entry(module: AnsibleModule, index: int, entry: dict, seen: set) -> None:
     where = "files[%d] (%s)" % (index, entry.get("path"))
     if not os.path.isabs(entry["path"]):
         module.fail_json(msg="%s: path must be absolute" % where)
@@ -147,6 +147,9 @@ def _check_entry(module: AnsibleModule, index: int, entry: dict) -> None:
         module.fail_json(msg="%s exists and is not a regular file; it was left as it is" % path)
     if entry["state"] == "directory" and os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
         module.fail_json(msg="%s exists and is not a directory; it was left as it is" % path)
+    if path in seen:
+        module.fail_json(msg="%s: the path is stated twice" % where)
+    seen.add(path)
 
 
 def _absent(module: AnsibleModule, path: str) -> bool:
@@ -163,32 +166,29 @@ def _absent(module: AnsibleModule, path: str) -> bool:
 def _directory(module: AnsibleModule, entry: dict, diff: dict) -> bool:
     path = entry["path"]
     changed = False
-    if os.path.lexists(path):
-        if os.path.islink(path) or not os.path.isdir(path):
-            module.fail_json(msg="%s exists and is not a directory; it was left as it is" % path)
-    else:
+    if not os.path.lexists(path):  # what exists is a directory: _check_entry refused anything else
         changed = True
         diff["before"]["state"], diff["after"]["state"] = "absent", "directory"
         if module.check_mode:
             return True
         os.makedirs(path)
-    return module.set_fs_attributes_if_different(_attributes(module, entry), changed, diff)
+    return module.set_fs_attributes_if_different(_attributes(entry), changed, diff)
 
 
 def _file(module: AnsibleModule, entry: dict, diff: dict) -> bool:
     path = entry["path"]
     new = to_bytes(entry["content"], errors="surrogate_or_strict")
+    # None: no file; a link counts as a file to replace. Anything else that exists is a regular file
+    # (_check_entry refused the rest).
+    link = os.path.islink(path)
     old = None
-    if os.path.lexists(path):
-        if os.path.islink(path):
-            old = b""
-        else:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                module.fail_json(msg="%s exists and is not a regular file; it was left as it is" % path)
-            with open(path, "rb") as handle:
-                old = handle.read()
-    if old == new or (old is not None and not entry["force"] and not os.path.islink(path)):
-        return module.set_fs_attributes_if_different(_attributes(module, entry), False, diff)
+    if link:
+        old = b""
+    elif os.path.lexists(path):
+        with open(path, "rb") as handle:
+            old = handle.read()
+    if old == new or (old is not None and not link and not entry["force"]):
+        return module.set_fs_attributes_if_different(_attributes(entry), False, diff)
 
     if entry["secret"]:
         diff["before"] = {"content": "(secret)" if old is not None else "(none)"}
@@ -219,12 +219,12 @@ def _file(module: AnsibleModule, entry: dict, diff: dict) -> bool:
         # they are set below (atomic_move copies them onto the new content).
         if old is None:
             os.chmod(tmp, 0o644)
-            module.set_fs_attributes_if_different(dict(_attributes(module, entry), path=tmp), False)
+            module.set_fs_attributes_if_different(dict(_attributes(entry), path=tmp), False)
         module.atomic_move(tmp, path)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
-    module.set_fs_attributes_if_different(_attributes(module, entry), True)
+    module.set_fs_attributes_if_different(_attributes(entry), True)
     return True
 
 
@@ -255,8 +255,9 @@ def main() -> None:
         if entry["secret"] and entry.get("content"):
             module.no_log_values.add(entry["content"])
     # Every entry is checked before the first change.
+    seen: set = set()
     for index, entry in enumerate(entries):
-        _check_entry(module, index, entry)
+        _check_entry(module, index, entry, seen)
 
     changed_paths = []
     diffs = []
