@@ -1,0 +1,121 @@
+"""wsfleet.fleet.host_state, the one look at a host the roles' checks make: real ansible-playbook runs
+on this machine (local connection), its answers compared with the modules and commands it replaces."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(tmp_path: Path, options: dict, *args: str, before: str = "") -> tuple[subprocess.CompletedProcess, dict]:
+    """host_state with the given options (after the tasks `before`); returns the run and the play's facts."""
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n" + before +
+        "    - wsfleet.fleet.host_state: " + json.dumps(options) + "\n      register: out\n"
+        "    - ansible.builtin.copy: {content: '{{ {\"out\": out, \"facts\": ansible_facts} | to_json }}', dest: "
+        + str(tmp_path / "result.json") + "}\n      check_mode: false\n"
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable)}
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(play), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = tmp_path / "result.json"
+    out = json.loads(result.read_text()) if proc.returncode == 0 else {}
+    result.unlink(missing_ok=True)
+    return proc, out
+
+
+def test_accounts_are_what_ansible_builtin_getent_reads(tmp_path: Path) -> None:
+    before = "    - ansible.builtin.getent: {database: '{{ item }}'}\n      loop: [passwd, group]\n"
+    proc, got = run(tmp_path, {"accounts": True}, before=before)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert got["out"]["passwd"] == got["facts"]["getent_passwd"] and "root" in got["out"]["passwd"]
+    assert got["out"]["group"] == got["facts"]["getent_group"] and got["out"]["group"]["root"][1] == "0"
+    assert got["out"]["changed"] is False
+
+
+def test_paths_checksums_and_reads(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / ".hidden").write_text("h")
+    (tree / "sub").mkdir()
+    wheel = tree / "a-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel bytes\n" * 1000)
+    wheel.chmod(0o640)
+    (tree / "link").symlink_to(wheel)
+    os.chmod(tree, 0o2750)
+    missing = tmp_path / "missing"
+    options = {"paths": [str(tree), str(wheel), str(tree / "link"), str(missing)], "checksums": [str(tree), str(missing)],
+               "read": [str(wheel), str(missing)]}
+    for args in ((), ("--check",)):
+        proc, got = run(tmp_path, options, *args)
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        paths = got["out"]["paths"]
+        assert paths[str(tree)]["isdir"] and paths[str(tree)]["mode"] == "2750"
+        assert paths[str(tree)]["entries"] == [".hidden", "a-1.0-py3-none-any.whl", "link", "sub"]
+        assert paths[str(wheel)]["isreg"] and paths[str(wheel)]["mode"] == "0640"
+        assert paths[str(wheel)]["uid"] == os.getuid() and paths[str(wheel)]["pw_name"] == pwd.getpwuid(os.getuid()).pw_name
+        assert paths[str(tree / "link")]["islnk"] and not paths[str(tree / "link")]["isreg"]
+        assert paths[str(missing)] == {"exists": False, "isdir": False, "isreg": False, "islnk": False}
+        # Regular files only: the link and the directories are not checksummed.
+        assert got["out"]["checksums"][str(tree)] == {
+            ".hidden": {"checksum": hashlib.sha1(b"h").hexdigest(), "mode": "%04o" % ((tree / ".hidden").stat().st_mode & 0o7777),
+                        "pw_name": paths[str(wheel)]["pw_name"], "gr_name": paths[str(wheel)]["gr_name"]},
+            wheel.name: {"checksum": hashlib.sha1(wheel.read_bytes()).hexdigest(), "mode": "0640",
+                         "pw_name": paths[str(wheel)]["pw_name"], "gr_name": paths[str(wheel)]["gr_name"]},
+        }
+        assert got["out"]["checksums"][str(missing)] == {}
+        assert got["out"]["read"] == {str(wheel): wheel.read_text(), str(missing): ""}
+
+
+def test_python_open_files_port_services(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    taken = listener.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    free = closed.getsockname()[1]  # bound, not listening: a connection is refused
+    try:
+        for port, expected in ((taken, True), (free, False)):
+            proc, got = run(tmp_path, {"python": sys.executable, "open_files": 256, "services": ["wsfleet-no-such-service"],
+                                       "port": {"host": "127.0.0.1", "port": port}})
+            assert proc.returncode == 0, proc.stdout[-2000:]
+            out = got["out"]
+            assert out["port_taken"] is expected
+            assert out["python"]["python"] == "%d.%d" % sys.version_info[:2]
+            assert out["python"]["machine"] == os.uname().machine
+            assert out["open_files"]["ok"] is True and out["open_files"]["wanted"] == 256
+            assert out["services"] == {"wsfleet-no-such-service": "missing"}
+    finally:
+        listener.close()
+        closed.close()
+    # Above fs.nr_open no process gets it, root or not: refused, with the hard limit named.
+    nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    proc, got = run(tmp_path, {"open_files": nr_open + 1})
+    assert proc.returncode == 0 and got["out"]["open_files"]["ok"] is False, proc.stdout[-2000:]
+    assert str(got["out"]["open_files"]["hard"]) == subprocess.run(["sh", "-c", "ulimit -Hn"], capture_output=True, text=True).stdout.strip()
+
+
+def test_an_interpreter_that_does_not_run_fails_naming_it(tmp_path: Path) -> None:
+    proc, _ = run(tmp_path, {"python": str(tmp_path / "no-python")})
+    assert proc.returncode != 0 and "no-python" in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="dpkg-query: a Debian controller")
+def test_packages_are_dpkg_s_status(tmp_path: Path) -> None:
+    proc, got = run(tmp_path, {"packages": ["dpkg", "wsfleet-no-such-package"]})
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert got["out"]["packages"] == {"dpkg": "installed", "wsfleet-no-such-package": "unknown"}
