@@ -58,7 +58,7 @@ def test_paths_checksums_and_reads(tmp_path: Path) -> None:
     os.chmod(tree, 0o2750)
     missing = tmp_path / "missing"
     options = {"paths": [str(tree), str(wheel), str(tree / "link"), str(missing)], "checksums": [str(tree), str(missing)],
-               "read": [str(wheel), str(missing)]}
+               "read": [str(wheel), str(missing)], "globs": [f"{tmp_path}/*/*.whl", f"{missing}/*"]}
     for args in ((), ("--check",)):
         proc, got = run(tmp_path, options, *args)
         assert proc.returncode == 0, proc.stdout[-2000:]
@@ -78,6 +78,7 @@ def test_paths_checksums_and_reads(tmp_path: Path) -> None:
         }
         assert got["out"]["checksums"][str(missing)] == {}
         assert got["out"]["read"] == {str(wheel): wheel.read_text(), str(missing): ""}
+        assert got["out"]["globs"] == {f"{tmp_path}/*/*.whl": [str(wheel)], f"{missing}/*": []}
 
 
 def test_python_open_files_port_services(tmp_path: Path) -> None:
@@ -99,6 +100,7 @@ def test_python_open_files_port_services(tmp_path: Path) -> None:
             assert out["python"]["machine"] == os.uname().machine
             assert out["open_files"]["ok"] is True and out["open_files"]["wanted"] == 256
             assert out["services"] == {"wsfleet-no-such-service": "missing"}
+            assert out["enabled"] == {"wsfleet-no-such-service": False}
     finally:
         listener.close()
         closed.close()

@@ -28,6 +28,11 @@ options:
     type: list
     elements: path
     default: []
+  globs:
+    description: Shell patterns (C(*), C(?), C([...])) whose matching paths are returned, sorted.
+    type: list
+    elements: str
+    default: []
   checksums:
     description:
       - Directories whose regular files are returned with their SHA-1, mode, owner and group (a
@@ -103,6 +108,11 @@ paths:
   type: dict
   returned: always
   sample: {/opt/wsfleet-echo: {exists: true, isdir: true, isreg: false, islnk: false, mode: "0755", entries: [bin, venv]}}
+globs:
+  description: Each pattern of O(globs) and the paths it matches, sorted (none when nothing matches).
+  type: dict
+  returned: always
+  sample: {"/opt/wsfleet-echo/venv/lib/python3.11/site-packages/*.dist-info": [/opt/wsfleet-echo/venv/lib/python3.11/site-packages/websockets-15.0.1.dist-info]}
 checksums:
   description: For each directory of O(checksums), its regular files by name - checksum, mode, pw_name, gr_name.
   type: dict
@@ -123,6 +133,12 @@ services:
   description: Each service of O(services) - C(running), C(stopped), or C(missing) when no unit or init script has that name.
   type: dict
   returned: always
+enabled:
+  description:
+    - Each service of O(services) and whether it starts at boot - a systemd unit whose state is
+      C(enabled), or an init script linked from C(/etc/rc[2-5].d) by a start link.
+  type: dict
+  returned: always
 port_taken:
   description: With O(port), whether something accepted a connection on it.
   type: bool
@@ -133,6 +149,7 @@ read:
   returned: always
 """
 
+import glob
 import grp
 import hashlib
 import os
@@ -242,23 +259,25 @@ def _open_files(module: AnsibleModule, wanted: int) -> dict:
     return {"wanted": wanted, "hard": "unlimited" if hard == resource.RLIM_INFINITY else hard, "ok": rc == 0}
 
 
-def _services(module: AnsibleModule, names: list) -> dict:
-    states = {}
+def _services(module: AnsibleModule, names: list) -> tuple[dict, dict]:
+    states, enabled = {}, {}
     systemd = os.path.isdir("/run/systemd/system")
     for name in names:
         if systemd:
-            _rc, out, _err = module.run_command(["systemctl", "show", "--property=LoadState,SubState", f"{name}.service"])
+            _rc, out, _err = module.run_command(["systemctl", "show", "--property=LoadState,SubState,UnitFileState", f"{name}.service"])
             props = dict(line.partition("=")[::2] for line in out.splitlines())
             if props.get("LoadState") in ("loaded", "masked") or props.get("SubState") == "running":
                 states[name] = "running" if props.get("SubState") == "running" else "stopped"
+                enabled[name] = props.get("UnitFileState") == "enabled"
                 continue
         script = f"/etc/init.d/{name}"
         if not os.path.exists(script):
-            states[name] = "missing"
+            states[name], enabled[name] = "missing", False
             continue
         rc, _out, _err = module.run_command([script, "status"])
         states[name] = "running" if rc == 0 else "stopped"
-    return states
+        enabled[name] = bool(glob.glob(f"/etc/rc[2345].d/S[0-9][0-9]{glob.escape(name)}"))
+    return states, enabled
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -282,6 +301,7 @@ def main() -> None:
         argument_spec={
             "accounts": {"type": "bool", "default": False},
             "paths": {"type": "list", "elements": "path", "default": []},
+            "globs": {"type": "list", "elements": "str", "default": []},
             "checksums": {"type": "list", "elements": "path", "default": []},
             "python": {"type": "path"},
             "packages": {"type": "list", "elements": "str", "default": []},
@@ -299,11 +319,12 @@ def main() -> None:
     result = {
         "changed": False,
         "paths": {path: _path(path) for path in params["paths"]},
+        "globs": {pattern: sorted(glob.glob(pattern)) for pattern in params["globs"]},
         "checksums": {directory: _checksums(directory) for directory in params["checksums"]},
         "packages": _packages(module, params["packages"]),
-        "services": _services(module, params["services"]),
         "read": {path: _read(path) for path in params["read"]},
     }
+    result["services"], result["enabled"] = _services(module, params["services"])
     if params["accounts"]:
         result["passwd"] = _getent(module, "passwd")
         result["group"] = _getent(module, "group")

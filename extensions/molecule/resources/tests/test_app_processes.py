@@ -265,29 +265,47 @@ def test_installed_read_only_collection_on_an_offline_controller(host, variables
 @pytest.mark.once("drift")
 def test_a_hand_edit_a_setting_and_a_mode_are_repaired_by_the_next_run_and_the_run_after_changes_nothing(host, cfg, probe, variables):
     """On the converged host: a rendered file edited by hand (the app settings), a setting of a file the
-    role only edits (supervisord's minfds), a rendered file's mode and owner (the launcher, the program
-    file). The next run repairs each of them (changed), the run after reports changed=0."""
+    role only edits (supervisord's minfds, and a TCP control listener added), a rendered file's mode and
+    owner (the launcher, the program file), the mode of supervisord's own config, the app user's shell,
+    and supervisor stopped and disabled at boot. The next run repairs each of them (changed), the run
+    after reports changed=0. The checks' one look at the host (wsfleet.fleet.host_state) is what tells
+    the tasks after it what differs: none of these may go unseen."""
     root, config_dir = variables.get("echo_app_root", "/opt/wsfleet-echo"), variables.get("echo_app_config_dir", "/etc/wsfleet-echo")
+    user = variables.get("echo_app_user", "wsfleet")
     env, launcher, program = f"{config_dir}/app.env", f"{root}/bin/wsfleet-run", f"/etc/supervisor/conf.d/{cfg['name']}.conf"
+    conf = "/etc/supervisor/supervisord.conf"
     files = (env, launcher, program)
 
     def state():
         return {path: (host.file(path).sha256sum, host.file(path).mode, host.file(path).user) for path in files}
 
-    def minfds():
-        return host.run("grep -E '^minfds' /etc/supervisor/supervisord.conf").stdout.strip()
+    def daemon():
+        """supervisord's settings the role keeps, its config's mode, the app user's shell, supervisor at boot and now."""
+        return {
+            "minfds": host.run(f"grep -E '^minfds' {conf}").stdout.strip(),
+            "inet_http_server": host.run(f"grep -c '^\\[inet_http_server\\]' {conf}").stdout.strip(),
+            "mode": oct(host.file(conf).mode),
+            "shell": host.run(f"getent passwd {user}").stdout.strip().split(":")[-1],
+            "enabled": host.run("systemctl is-enabled supervisor").stdout.strip(),
+            "active": host.run("systemctl is-active supervisor").stdout.strip(),
+        }
 
-    before, before_minfds = state(), minfds()
-    assert before_minfds and before_minfds != "minfds=1024", before_minfds
+    before, before_daemon = state(), daemon()
+    assert before_daemon["minfds"] and before_daemon["minfds"] != "minfds=1024", before_daemon
+    assert before_daemon == {**before_daemon, "inet_http_server": "0", "mode": "0o644", "shell": "/usr/sbin/nologin",
+                             "enabled": "enabled", "active": "active"}, before_daemon
     edit = host.run(f"echo 'WSFLEET_LOG_LEVEL=DEBUG' >> {env} && chmod 0777 {launcher} && chown nobody {program}"
-                    " && sed -i 's/^minfds.*/minfds=1024/' /etc/supervisor/supervisord.conf")
+                    f" && sed -i 's/^minfds.*/minfds=1024/' {conf} && printf '[inet_http_server]\\nport=127.0.0.1:9001\\n' >> {conf}"
+                    f" && chmod 0600 {conf} && usermod -s /bin/bash {user} && systemctl disable --now supervisor")
     assert edit.rc == 0, edit.stderr
-    drifted = state()
-    assert all(drifted[path] != before[path] for path in files) and minfds() == "minfds=1024", drifted
+    drifted, drifted_daemon = state(), daemon()
+    assert all(drifted[path] != before[path] for path in files), drifted
+    assert drifted_daemon == {"minfds": "minfds=1024", "inet_http_server": "1", "mode": "0o600", "shell": "/bin/bash",
+                              "enabled": "disabled", "active": "inactive"}, drifted_daemon
     repaired = converge_again(host, RESOURCES / "converge_app.yml")
     assert repaired.returncode == 0, repaired.stdout[-4000:] + repaired.stderr[-2000:]
-    assert state() == before and minfds() == before_minfds, (state(), minfds())
-    assert changed_count(repaired) >= 4, repaired.stdout[-4000:]
+    assert state() == before and daemon() == before_daemon, (state(), daemon())
+    assert changed_count(repaired) >= 6, repaired.stdout[-4000:]
     again = converge_again(host, RESOURCES / "converge_app.yml")
     assert again.returncode == 0 and changed_count(again) == 0, again.stdout[-4000:]
     assert set(statuses(host, cfg).values()) == {"RUNNING"}, service_log(host)
