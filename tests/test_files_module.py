@@ -7,29 +7,15 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from local_play import run_play
 
 
 def run(tmp_path: Path, entries: list[dict], *args: str) -> tuple[subprocess.CompletedProcess, dict]:
     """One task with the given entries; returns the run and the task's result."""
-    play = tmp_path / "play.yml"
-    play.write_text(
-        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-        "    - wsfleet.fleet.files:\n        files: " + json.dumps(entries) + "\n      register: out\n"
-        "    - ansible.builtin.copy: {content: '{{ out | to_json }}', dest: " + str(tmp_path / "result.json") + "}\n"
-        "      check_mode: false\n"
-    )
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable)}
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(play), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    result = tmp_path / "result.json"
-    out = json.loads(result.read_text()) if proc.returncode == 0 else {}
-    result.unlink(missing_ok=True)
-    return proc, out
+    tasks = "    - wsfleet.fleet.files:\n        files: " + json.dumps(entries) + "\n      register: out\n"
+    return run_play(tmp_path, tasks, "out", *args)
 
 
 def mode(path: Path) -> str:

@@ -14,27 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from local_play import run_play
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(tmp_path: Path, options: dict, *args: str, before: str = "") -> tuple[subprocess.CompletedProcess, dict]:
-    """host_state with the given options (after the tasks `before`); returns the run and the play's facts."""
-    play = tmp_path / "play.yml"
-    play.write_text(
-        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n" + before +
-        "    - wsfleet.fleet.host_state: " + json.dumps(options) + "\n      register: out\n"
-        "    - ansible.builtin.copy: {content: '{{ {\"out\": out, \"facts\": ansible_facts} | to_json }}', dest: "
-        + str(tmp_path / "result.json") + "}\n      check_mode: false\n"
-    )
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable)}
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(play), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    result = tmp_path / "result.json"
-    out = json.loads(result.read_text()) if proc.returncode == 0 else {}
-    result.unlink(missing_ok=True)
-    return proc, out
+    """host_state with the given options (after the tasks `before`); returns the run, its result and the play's facts."""
+    tasks = before + "    - wsfleet.fleet.host_state: " + json.dumps(options) + "\n      register: out\n"
+    return run_play(tmp_path, tasks, '{"out": out, "facts": ansible_facts}', *args)
 
 
 def test_accounts_are_what_ansible_builtin_getent_reads(tmp_path: Path) -> None:

@@ -1,0 +1,30 @@
+"""A play of the collection's own tasks, run by real ansible-playbook on this machine (local
+connection): what the module tests (test_files_module.py, test_host_state_module.py) run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_play(tmp_path: Path, tasks: str, result: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """Runs `tasks` (YAML task lines, indented under the play's tasks:), then writes the Jinja
+    expression `result` to a file; returns the run and that value ({} when the run failed)."""
+    play, out = tmp_path / "play.yml", tmp_path / "result.json"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n" + tasks +
+        "    - ansible.builtin.copy: {content: '{{ " + result + " | to_json }}', dest: " + str(out) + "}\n"
+        "      check_mode: false\n"
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable)}
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(play), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    value = json.loads(out.read_text()) if proc.returncode == 0 else {}
+    out.unlink(missing_ok=True)
+    return proc, value
