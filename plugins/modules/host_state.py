@@ -245,7 +245,7 @@ def _packages(module: AnsibleModule, names: list) -> dict:
     # Exits 1 when one of the names is unknown to dpkg; the others are still listed.
     _rc, out, _err = module.run_command(["dpkg-query", "--show", "--showformat=${Package} ${db:Status-Status}\n", *names])
     for line in out.splitlines():
-        name, _, status = line.partition(" ")
+        name, _space, status = line.partition(" ")
         if name in found and status:
             found[name] = status
     return found
