@@ -26,7 +26,10 @@ too; the script exits 1 otherwise. It prints a summary (medians), writes it with
 to results/<time>.json, keeps each run's log under results/, and removes its containers and network
 at the end (--keep leaves them running).
 
-    python bench/provision/run.py [--rounds 3] [--fresh-rounds 1] [--baseline REF]
+With --app-hosts N the fleet has N app hosts instead of inventory.yml's 2 (how a re-run grows with
+the fleet).
+
+    python bench/provision/run.py [--rounds 3] [--fresh-rounds 1] [--baseline REF] [--app-hosts N]
                                   [--variants default,ssh,no-pipelining,gather-all] [--keep] [--label WORD]
 """
 
@@ -203,6 +206,19 @@ class LoadSampler:
 SSH_INVENTORY: list[Path] = []  # set by main(), in its temporary directory
 
 
+def sized_inventory(tmp: Path, app_hosts: int) -> Path:
+    """The bench inventory with app_hosts app hosts (wsfleet-prov-app1..N, 172.29.212.11 and up)."""
+    inventory = yaml.safe_load(INVENTORY.read_text())
+    # The same wheel cache as the inventory beside this file (inventory_dir is this temporary directory).
+    inventory["all"]["vars"]["echo_app_wheel_cache"] = str(HERE / ".cache" / "wheels")
+    inventory["all"]["children"]["app"]["hosts"] = {
+        f"wsfleet-prov-app{i}": {"wsfleet_backend_address": f"172.29.212.{10 + i}"} for i in range(1, app_hosts + 1)
+    }
+    path = tmp / f"inventory-{app_hosts}.yml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return path
+
+
 def play(name: str, version: Version, variant: str, extra: list[str] | None = None) -> dict:
     """Run one ansible-playbook; return its wall time, recap and profile."""
     RESULTS.mkdir(exist_ok=True)
@@ -301,13 +317,20 @@ def main() -> int:
     parser.add_argument("--baseline", metavar="REF", help="also run the collection as it was at this git ref, interleaved")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated re-run variants (default {','.join(VARIANTS)})")
     parser.add_argument("--label", default="", help="a word stored with the results")
+    parser.add_argument("--app-hosts", type=int, default=2, help="app hosts of the fleet (default 2, as inventory.yml; 1-100)")
     parser.add_argument("--keep", action="store_true", help="leave the containers running at the end")
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     if "default" not in variants or set(variants) - set(VARIANTS) or args.rounds < 1 or args.fresh_rounds < 1:
         parser.error(f"--variants must include default and name only {', '.join(VARIANTS)}; --rounds and --fresh-rounds >= 1")
 
+    if not 1 <= args.app_hosts <= 100:
+        parser.error("--app-hosts must be 1-100")
+
     tmp = Path(tempfile.mkdtemp(prefix="wsfleet-prov-"))
+    if args.app_hosts != 2:
+        global INVENTORY  # noqa: PLW0603 (one fleet per run: every helper reads the fleet from it)
+        INVENTORY = sized_inventory(tmp, args.app_hosts)
     ssh = "ssh" in variants
     if ssh:
         SSH_INVENTORY.append(ssh_inventory(tmp))
@@ -327,6 +350,7 @@ def main() -> int:
         "uncommitted_role_changes": bool(git("status", "--porcelain", "roles", "playbooks")),
         "baseline": git("rev-parse", "--short", args.baseline) if args.baseline else None,
         "rounds": args.rounds,
+        "hosts": len(hosts()),
         "runs": [],
     }
     runs = summary["runs"]
