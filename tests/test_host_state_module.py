@@ -108,3 +108,18 @@ def test_packages_are_dpkg_s_status(tmp_path: Path) -> None:
     proc, got = run(tmp_path, {"packages": ["dpkg", "wsfleet-no-such-package"]})
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert got["out"]["packages"] == {"dpkg": "installed", "wsfleet-no-such-package": "unknown"}
+
+
+def test_a_file_given_as_a_directory_fails_naming_it(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("not a directory")
+    proc, _ = run(tmp_path, {"checksums": [str(plain)]})
+    assert proc.returncode != 0 and f"{plain} is not a directory" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_a_host_without_dpkg_fails_saying_what_the_roles_need(tmp_path: Path) -> None:
+    # The module finds dpkg-query on PATH (and the sbin directories): a PATH without it is a host without dpkg.
+    tasks = ("    - wsfleet.fleet.host_state: {packages: [dpkg]}\n      register: out\n"
+             "      environment: {PATH: " + str(tmp_path) + "}\n")
+    proc, _ = run_play(tmp_path, tasks, "out")
+    assert proc.returncode != 0 and "dpkg-query is not on this host" in proc.stdout, proc.stdout[-2000:]

@@ -206,12 +206,14 @@ def _path(path: str) -> dict:
     return found
 
 
-def _checksums(directory: str) -> dict:
+def _checksums(module: AnsibleModule, directory: str) -> dict:
     files = {}
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return files
+    except NotADirectoryError:
+        module.fail_json(msg=f"{directory} is not a directory (its files were to be checksummed)")
     for name in sorted(names):
         path = os.path.join(directory, name)
         st = os.lstat(path)
@@ -242,8 +244,11 @@ def _packages(module: AnsibleModule, names: list) -> dict:
     found = {name: "unknown" for name in names}
     if not names:
         return found
+    dpkg_query = module.get_bin_path("dpkg-query")
+    if dpkg_query is None:
+        module.fail_json(msg="dpkg-query is not on this host: the wsfleet roles install OS packages with dpkg and apt (Debian 12 or later).")
     # Exits 1 when one of the names is unknown to dpkg; the others are still listed.
-    _rc, out, _err = module.run_command(["dpkg-query", "--show", "--showformat=${Package} ${db:Status-Status}\n", *names])
+    _rc, out, _err = module.run_command([dpkg_query, "--show", "--showformat=${Package} ${db:Status-Status}\n", *names])
     for line in out.splitlines():
         name, _space, status = line.partition(" ")
         if name in found and status:
@@ -320,7 +325,7 @@ def main() -> None:
         "changed": False,
         "paths": {path: _path(path) for path in params["paths"]},
         "globs": {pattern: sorted(glob.glob(pattern)) for pattern in params["globs"]},
-        "checksums": {directory: _checksums(directory) for directory in params["checksums"]},
+        "checksums": {directory: _checksums(module, directory) for directory in params["checksums"]},
         "packages": _packages(module, params["packages"]),
         "read": {path: _read(path) for path in params["read"]},
     }
