@@ -142,9 +142,23 @@ def create_fleet(ssh: bool) -> None:
             sys.exit(f"bench-provision: SSH access could not be set up:\n{proc.stdout[-3000:]}")
 
 
+def derived_inventory(tmp: Path, name: str, change) -> Path:
+    """INVENTORY as change(inventory) leaves it, written to tmp/name. The wheel cache stays the one of
+    the inventory beside this file (its `inventory_dir` would be the temporary directory)."""
+    inventory = yaml.safe_load(INVENTORY.read_text())
+    inventory["all"]["vars"]["echo_app_wheel_cache"] = str(HERE / ".cache" / "wheels")
+    change(inventory)
+    path = tmp / name
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return path
+
+
 def ssh_inventory(tmp: Path) -> Path:
     """The bench inventory, every host reached over SSH as deploy with become (at its fleet address)."""
-    inventory = yaml.safe_load(INVENTORY.read_text())
+    return derived_inventory(tmp, "inventory-ssh.yml", _over_ssh)
+
+
+def _over_ssh(inventory: dict) -> None:
     inventory["all"]["vars"].update({
         "ansible_connection": "ssh",
         "ansible_user": "deploy",
@@ -152,15 +166,10 @@ def ssh_inventory(tmp: Path) -> Path:
         "ansible_ssh_private_key_file": str(SSH_KEY),
         # New containers every fresh converge: new host keys.
         "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-        # The same wheel cache as over docker exec (inventory_dir is this temporary directory).
-        "echo_app_wheel_cache": str(HERE / ".cache" / "wheels"),
     })
     for group in inventory["all"]["children"].values():
         for host_vars in group["hosts"].values():
             host_vars["ansible_host"] = host_vars["wsfleet_backend_address"]
-    path = tmp / "inventory-ssh.yml"
-    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
-    return path
 
 
 def gather_all_playbook(root: Path, tmp: Path) -> Path:
@@ -208,15 +217,11 @@ SSH_INVENTORY: list[Path] = []  # set by main(), in its temporary directory
 
 def sized_inventory(tmp: Path, app_hosts: int) -> Path:
     """The bench inventory with app_hosts app hosts (wsfleet-prov-app1..N, 172.29.212.11 and up)."""
-    inventory = yaml.safe_load(INVENTORY.read_text())
-    # The same wheel cache as the inventory beside this file (inventory_dir is this temporary directory).
-    inventory["all"]["vars"]["echo_app_wheel_cache"] = str(HERE / ".cache" / "wheels")
-    inventory["all"]["children"]["app"]["hosts"] = {
-        f"wsfleet-prov-app{i}": {"wsfleet_backend_address": f"172.29.212.{10 + i}"} for i in range(1, app_hosts + 1)
-    }
-    path = tmp / f"inventory-{app_hosts}.yml"
-    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
-    return path
+    def resize(inventory: dict) -> None:
+        inventory["all"]["children"]["app"]["hosts"] = {
+            f"wsfleet-prov-app{i}": {"wsfleet_backend_address": f"172.29.212.{10 + i}"} for i in range(1, app_hosts + 1)
+        }
+    return derived_inventory(tmp, f"inventory-{app_hosts}.yml", resize)
 
 
 def play(name: str, version: Version, variant: str, extra: list[str] | None = None) -> dict:

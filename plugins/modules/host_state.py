@@ -185,6 +185,14 @@ def _name(lookup, ident: int) -> str:
         return str(ident)
 
 
+def _owner_and_mode(st: os.stat_result) -> dict:
+    return {
+        "pw_name": _name(pwd.getpwuid, st.st_uid),
+        "gr_name": _name(grp.getgrgid, st.st_gid),
+        "mode": "%04o" % stat.S_IMODE(st.st_mode),
+    }
+
+
 def _path(path: str) -> dict:
     try:
         st = os.lstat(path)
@@ -197,9 +205,7 @@ def _path(path: str) -> dict:
         "islnk": stat.S_ISLNK(st.st_mode),
         "uid": st.st_uid,
         "gid": st.st_gid,
-        "pw_name": _name(pwd.getpwuid, st.st_uid),
-        "gr_name": _name(grp.getgrgid, st.st_gid),
-        "mode": "%04o" % stat.S_IMODE(st.st_mode),
+        **_owner_and_mode(st),
     }
     if found["isdir"]:
         found["entries"] = sorted(os.listdir(path))
@@ -223,12 +229,7 @@ def _checksums(module: AnsibleModule, directory: str) -> dict:
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-        files[name] = {
-            "checksum": digest.hexdigest(),
-            "mode": "%04o" % stat.S_IMODE(st.st_mode),
-            "pw_name": _name(pwd.getpwuid, st.st_uid),
-            "gr_name": _name(grp.getgrgid, st.st_gid),
-        }
+        files[name] = {"checksum": digest.hexdigest(), **_owner_and_mode(st)}
     return files
 
 
