@@ -97,11 +97,20 @@ def test_a_host_that_published_nothing_is_named_with_the_way_out(host_vars) -> N
 
 def test_boot_sized_instance_seen_from_itself_is_one_pattern_without_its_host_name() -> None:
     hostvars = {"builder-7": published(numprocs="boot")}
-    (endpoint,) = backend_endpoints(["builder-7"], hostvars, "builder-7")
+    (endpoint,) = backend_endpoints(["builder-7"], hostvars, "builder-7", placeholder="{NN}")
     assert endpoint["boot"] is True
     assert endpoint["unix"] == "/run/wsfleet/echo_{NN}.sock"
     assert endpoint["name"] == "echo_{NN}" and endpoint["process"] == "echo_{NN}"
     assert "builder" not in endpoint["name"] + endpoint["unix"]
+
+
+def test_the_placeholder_is_the_one_passed_and_needed_for_a_boot_sized_instance() -> None:
+    """The fleet role owns the placeholder (its boot-time sizing expands it): the filter has none of its own."""
+    hostvars = {"builder-7": published(numprocs="boot")}
+    (endpoint,) = backend_endpoints(["builder-7"], hostvars, "builder-7", placeholder="@N@")
+    assert endpoint["unix"] == "/run/wsfleet/echo_@N@.sock" and endpoint["name"] == "echo_@N@"
+    with pytest.raises(AnsibleFilterError, match="pass placeholder"):
+        backend_endpoints(["builder-7"], hostvars, "builder-7")
 
 
 def test_boot_sized_instances_seen_from_a_front_lb_are_their_own_load_balancers() -> None:
@@ -128,7 +137,7 @@ def test_boot_sized_instances_seen_from_a_front_lb_are_their_own_load_balancers(
 )
 def test_boot_sizing_misuse_fails_with_a_message(hostvars, hosts, lb_port, message) -> None:
     with pytest.raises(AnsibleFilterError, match=message):
-        backend_endpoints(hosts, hostvars, "b", lb_port)
+        backend_endpoints(hosts, hostvars, "b", lb_port, placeholder="{NN}")
 
 
 def test_empty_group_is_an_error() -> None:

@@ -22,8 +22,8 @@ description:
   - Both load balancer roles use it, so nobody types a server list.
   - A host with C(supervisord_numprocs=boot) (an auto-scaling image, see C(playbooks/bake.yml))
     resolves its process count at boot. Seen from itself it gives one endpoint whose C(boot) is
-    true and whose names and socket path hold the placeholder C({NN}). The load balancer roles
-    write it to a file that the instance expands into one server per process at boot. Seen from
+    true and whose names and socket path hold O(placeholder). The load balancer roles write it to a
+    file that the instance's boot-time sizing expands into one server per process at boot. Seen from
     another host it gives one endpoint, the instance's own load balancer (C(address:port)). Such
     instances are not reached by Ansible, so their inventory says it - C(supervisord_numprocs=boot),
     and the port when it is not O(lb_port) (C(nginx_lb_port) or C(haproxy_lb_port) by its
@@ -41,6 +41,12 @@ options:
       - The port of a boot-sized instance's load balancer when the instance's inventory gives none
         (the load balancer roles pass C(wsfleet_lb_port)). Needed only when there are such instances.
     type: int
+  placeholder:
+    description:
+      - The text that the boot-time sizing repeats, one line per process, numbered C(00) to C(N-1): the
+        fleet role owns it (its C(__wsfleet_instance.placeholder), C({NN})) and passes it. Needed only
+        when O(lb_host) sizes its processes at boot; without it that fails.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -80,7 +86,7 @@ _value:
       description: C(address:port) (IPv6 addresses in brackets), or null for a Unix socket.
       type: str
     boot:
-      description: True for the one endpoint of a boot-sized instance seen from itself (a pattern with C({NN})).
+      description: True for the one endpoint of a boot-sized instance seen from itself (a pattern with O(placeholder)).
       type: bool
 """
 
@@ -92,7 +98,6 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.wsfleet.fleet.plugins.module_utils.published import published_fact
 
 BOOT = "boot"
-PLACEHOLDER = "{NN}"
 # The fact the wsfleet.fleet.supervisord role publishes on each app host (its tasks/preflight.yml).
 PUBLISHED = "supervisord_endpoint_settings"
 _SETTINGS = ("supervisord_program_name", "supervisord_numprocs", "supervisord_listen", "supervisord_socket_dir",
@@ -182,7 +187,8 @@ def _endpoint(name: str, host: str, process: str | None, unix: str | None, addre
     }
 
 
-def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host: str, lb_port: Any = None) -> list[dict[str, Any]]:
+def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host: str, lb_port: Any = None,
+                      placeholder: str | None = None) -> list[dict[str, Any]]:
     if isinstance(hosts, str) or not isinstance(hosts, Sequence):
         raise AnsibleFilterError(f"backend_endpoints: expects a list of host names, got {type(hosts).__name__}")
     endpoints: list[dict[str, Any]] = []
@@ -224,9 +230,14 @@ def backend_endpoints(hosts: Sequence[str], hostvars: Mapping[str, Any], lb_host
         else:
             raise AnsibleFilterError(f"backend_endpoints: supervisord_listen of {host!r} is {listen!r} (allowed: unix, tcp)")
         if count == BOOT:
-            process = f"{program}_{PLACEHOLDER}"
+            if not placeholder:
+                raise AnsibleFilterError(
+                    f"backend_endpoints: {host!r} sizes its processes at boot (supervisord_numprocs=boot): pass "
+                    "placeholder, the text its boot-time sizing repeats per process (the fleet role's __wsfleet_instance.placeholder)"
+                )
+            process = f"{program}_{placeholder}"
             endpoint = _endpoint(f"{program}_", host, process, f"{socket_dir}/{process}.sock", None, None)
-            endpoint["name"] += PLACEHOLDER  # no host name: the image must not carry the build host's
+            endpoint["name"] += placeholder  # no host name: the image must not carry the build host's
             endpoint["boot"] = True
             endpoints.append(endpoint)
             continue
