@@ -123,3 +123,12 @@ def test_a_host_without_dpkg_fails_saying_what_the_roles_need(tmp_path: Path) ->
              "      environment: {PATH: " + str(tmp_path) + "}\n")
     proc, _ = run_play(tmp_path, tasks, "out")
     assert proc.returncode != 0 and "dpkg-query is not on this host" in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("supervisorctl") is not None, reason="a machine without supervisor")
+def test_no_supervisor_means_no_processes(tmp_path: Path) -> None:
+    # Its answer from a real supervisord is in the molecule scenarios (test_app_processes.py: a process
+    # stopped by hand is started by the next run, and supervisord is not asked when all run).
+    proc, got = run(tmp_path, {"supervisor": True})
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert got["out"]["processes"] == {}

@@ -75,6 +75,12 @@ options:
     type: list
     elements: path
     default: []
+  supervisor:
+    description:
+      - Return the state of every process supervisord runs (C(supervisorctl status)); none when
+        supervisorctl is not installed or supervisord does not answer.
+    type: bool
+    default: false
 author:
   - wsfleet maintainers (!UNKNOWN)
 """
@@ -147,6 +153,11 @@ read:
   description: Each file of O(read) and its content (empty when missing or unreadable).
   type: dict
   returned: always
+processes:
+  description: With O(supervisor), each process supervisord runs (C(group:name), or C(name) for a program alone in its group) and its state.
+  type: dict
+  returned: when supervisor
+  sample: {"echo:echo_00": RUNNING, "echo:echo_01": RUNNING, wsfleet-echo-metrics: RUNNING}
 """
 
 import glob
@@ -154,6 +165,7 @@ import grp
 import hashlib
 import os
 import pwd
+import re
 import resource
 import socket
 import stat
@@ -286,6 +298,19 @@ def _services(module: AnsibleModule, names: list) -> tuple[dict, dict]:
     return states, enabled
 
 
+# A line of `supervisorctl status`: the process and its state (then its PID and uptime, or why not).
+_PROCESS = re.compile(r"^(\S+)\s+(STOPPED|STARTING|RUNNING|BACKOFF|STOPPING|EXITED|FATAL|UNKNOWN)\b")
+
+
+def _processes(module: AnsibleModule) -> dict:
+    supervisorctl = module.get_bin_path("supervisorctl")
+    if supervisorctl is None:
+        return {}
+    # Exit status 3 when a process is not running, 4 when supervisord does not answer: the lines say which.
+    _rc, out, _err = module.run_command([supervisorctl, "status"])
+    return dict(match.groups() for match in map(_PROCESS.match, out.splitlines()) if match)
+
+
 def _port_taken(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
@@ -318,6 +343,7 @@ def main() -> None:
                 "options": {"host": {"type": "str", "default": "127.0.0.1"}, "port": {"type": "int", "required": True}},
             },
             "read": {"type": "list", "elements": "path", "default": []},
+            "supervisor": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -340,6 +366,8 @@ def main() -> None:
         result["open_files"] = _open_files(module, params["open_files"])
     if params["port"]:
         result["port_taken"] = _port_taken(params["port"]["host"], params["port"]["port"])
+    if params["supervisor"]:
+        result["processes"] = _processes(module)
     module.exit_json(**result)
 
 

@@ -157,6 +157,17 @@ def changed_count(result) -> int:
     return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", plain))
 
 
+def task_outcome(result, task: str) -> str:
+    """The first outcome (ok, changed, skipping, failed, ...) printed after a task's header in a run's output."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+    header = plain.find(f"TASK [{task}]")
+    if header < 0:
+        return "not run"
+    body = plain[header:].split("\nTASK [", 1)[0]  # up to the next task (the profile callback's time line between)
+    found = re.search(r"^(ok|changed|skipping|failed|fatal)\b", body, re.MULTILINE)
+    return found.group(1) if found else "no outcome"
+
+
 @pytest.mark.once("app_code")
 def test_changed_app_code_reaches_every_process_and_only_once(host, cfg, probe, variables, tmp_path):
     """A user's package directory whose code changes (same version) is rebuilt, reinstalled and restarted.
@@ -311,6 +322,32 @@ def test_a_hand_edit_a_setting_and_a_mode_are_repaired_by_the_next_run_and_the_r
     assert set(statuses(host, cfg).values()) == {"RUNNING"}, service_log(host)
     for target in targets(cfg):
         assert probe("echo", target, "repaired")["replies"][0] == f"{cfg['reply_prefix']}repaired"
+
+
+@pytest.mark.once("drift")
+def test_processes_stopped_by_hand_are_started_by_the_next_run(host, cfg, probe):
+    """The checks' look at the host asks supervisord for its processes, and a run asks supervisord to
+    start them only when the look found one not running (or the run changed the program or supervisord).
+    A process of the program and the metrics exporter, stopped by hand, both run again after the next
+    run, which reports the starts; the run after reports changed=0."""
+    metrics = "wsfleet-echo-metrics"
+    process = f"{cfg['name']}:{cfg['name']}_{cfg['numprocs'] - 1:02d}"
+    assert host.run(f"supervisorctl status {metrics}").stdout.split()[1:2] == ["RUNNING"], "the scenario must run the metrics exporter"
+    stop = host.run(f"supervisorctl stop {process} {metrics}")
+    assert stop.rc == 0, stop.stdout + stop.stderr
+    assert statuses(host, cfg)[process.split(":")[1]] == "STOPPED"
+    started = converge_again(host, RESOURCES / "converge_app.yml")
+    assert started.returncode == 0, started.stdout[-4000:] + started.stderr[-2000:]
+    assert changed_count(started) >= 2, started.stdout[-4000:]
+    assert set(statuses(host, cfg).values()) == {"RUNNING"}, service_log(host)
+    assert host.run(f"supervisorctl status {metrics}").stdout.split()[1:2] == ["RUNNING"], service_log(host)
+    again = converge_again(host, RESOURCES / "converge_app.yml")
+    assert again.returncode == 0 and changed_count(again) == 0, again.stdout[-4000:]
+    # With everything running, the look says so, and supervisord is not asked again.
+    for task in ("Start every process of the program", "Start the metrics exporter"):
+        assert task_outcome(again, f"wsfleet.fleet.supervisord : {task}") == "skipping", again.stdout[-4000:]
+    for target in targets(cfg):
+        assert probe("echo", target, "started")["replies"][0] == f"{cfg['reply_prefix']}started"
 
 
 @pytest.mark.once("scale_down")
