@@ -8,7 +8,7 @@ import os
 import platform
 import statistics
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,25 @@ def rendered_limits() -> dict[str, Any]:
             "supervisord": [l.strip() for l in minfds.splitlines()], "open_files_soft_hard": sorted(set(limits.splitlines()))}
 
 
+def _path_rows(table: dict[str, dict[int, Any]], conns: Sequence[int], cells_of: Callable[[Any, int], list[str]]) -> list[str]:
+    """One table row per measured path: its cells for each connection count, from cells_of(value, conns)."""
+    return [f"| {p.name} | " + " | ".join(cell for c in conns for cell in cells_of(table[p.name].get(c), c)) + " |"
+            for p in PATHS if p.name in table]
+
+
+def _throughput_cells(v: Any, c: int) -> list[str]:
+    if not v or v["msg_per_s"] is None:
+        return ["n/a", "n/a", "n/a"]
+    note = f" ({v['handshakes_failed_max']} of {c} handshakes failed)" if v["handshakes_failed_max"] else ""
+    cpu = v.get("cpu_us_per_msg")
+    return [f"{v['msg_per_s']:.0f}{note}", f"{v['p50_ms']:.2f} / {v['p99_ms']:.2f}", "n/a" if cpu is None else f"{cpu:.0f}"]
+
+
+def _cpu_split_cells(v: Any, _c: int) -> list[str]:
+    sp = (v or {}).get("cpu_split_us_per_msg") or {}
+    return [" / ".join("n/a" if sp.get(k) is None else f"{sp[k]:.0f}" for k in ("app", "lb", "client"))]
+
+
 def report_text(res: dict[str, Any]) -> str:
     """The tables for docs/benchmarks.md."""
     lines: list[str] = []
@@ -121,34 +140,13 @@ def report_text(res: dict[str, Any]) -> str:
     conns = res["settings"]["connections"]
     lines.append("| path | " + " | ".join(f"{c} conn: msg/s | p50 / p99 ms | CPU us/msg" for c in conns) + " |")
     lines.append("|---|" + "---|---|---|" * len(conns))
-    for p in PATHS:
-        if p.name not in table:
-            continue
-        cells = []
-        for c in conns:
-            v = table[p.name].get(c)
-            if not v or v["msg_per_s"] is None:
-                cells += ["n/a", "n/a", "n/a"]
-                continue
-            note = f" ({v['handshakes_failed_max']} of {c} handshakes failed)" if v["handshakes_failed_max"] else ""
-            cells.append(f"{v['msg_per_s']:.0f}{note}")
-            cells.append(f"{v['p50_ms']:.2f} / {v['p99_ms']:.2f}")
-            cpu = v.get("cpu_us_per_msg")
-            cells.append("n/a" if cpu is None else f"{cpu:.0f}")
-        lines.append(f"| {p.name} | " + " | ".join(cells) + " |")
+    lines += _path_rows(table, conns, _throughput_cells)
     lines.append("")
     lines.append("CPU us per echo round trip, split (medians): app processes / load balancer / client")
     lines.append("")
     lines.append("| path | " + " | ".join(f"{c} conn: app / LB / client" for c in conns) + " |")
     lines.append("|---|" + "---|" * len(conns))
-    for p in PATHS:
-        if p.name not in table:
-            continue
-        cells = []
-        for c in conns:
-            sp = (table[p.name].get(c) or {}).get("cpu_split_us_per_msg") or {}
-            cells.append(" / ".join("n/a" if sp.get(k) is None else f"{sp[k]:.0f}" for k in ("app", "lb", "client")))
-        lines.append(f"| {p.name} | " + " | ".join(cells) + " |")
+    lines += _path_rows(table, conns, _cpu_split_cells)
     lines.append("")
     lines.append("| ratio, paired per round, median | " + " | ".join(f"{c} conn: msg/s | CPU per msg" for c in conns) + " | target |")
     lines.append("|---|" + "---|---|" * len(conns) + "---|")
