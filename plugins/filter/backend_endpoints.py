@@ -43,7 +43,7 @@ options:
     type: int
   placeholder:
     description:
-      - The text that the boot-time sizing repeats, one line per process, numbered C(00) to C(N-1): the
+      - The text that the boot-time sizing repeats, one line per process, numbered C(00) to C(N-1). The
         fleet role owns it (its C(__wsfleet_instance.placeholder), C({NN})) and passes it. Needed only
         when O(lb_host) sizes its processes at boot; without it that fails.
     type: str
