@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,10 +126,38 @@ def test_a_host_without_dpkg_fails_saying_what_the_roles_need(tmp_path: Path) ->
     assert proc.returncode != 0 and "dpkg-query is not on this host" in proc.stdout, proc.stdout[-2000:]
 
 
-@pytest.mark.skipif(shutil.which("supervisorctl") is not None, reason="a machine without supervisor")
-def test_no_supervisor_means_no_processes(tmp_path: Path) -> None:
-    # Its answer from a real supervisord is in the molecule scenarios (test_app_processes.py: a process
-    # stopped by hand is started by the next run, and supervisord is not asked when all run).
-    proc, got = run(tmp_path, {"supervisor": True})
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    assert got["out"]["processes"] == {}
+def test_supervisor_processes_are_what_supervisorctl_shows(tmp_path: Path) -> None:
+    """A real supervisord (the supervisor package, in the project's virtualenv), started here as this
+    user on a socket of its own: its processes' states as its own supervisorctl prints them. A config
+    without a socket, or a socket nobody answers on, gives none."""
+    sock, conf = tmp_path / "supervisor.sock", tmp_path / "supervisord.conf"
+    conf.write_text(
+        f"[unix_http_server]\nfile={sock}   ; the control socket\n"
+        f"[supervisord]\nlogfile={tmp_path}/supervisord.log\npidfile={tmp_path}/supervisord.pid\nnodaemon=true\n"
+        "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
+        f"[supervisorctl]\nserverurl=unix://{sock}\n"
+        "[program:sleeper]\ncommand=sleep 600\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\n"
+        "[program:alone]\ncommand=sleep 600\nautostart=false\n"
+    )
+    bin_dir = Path(sys.executable).parent
+    daemon = subprocess.Popen([bin_dir / "supervisord", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ctl = [bin_dir / "supervisorctl", "-c", conf, "status"]
+        for _ in range(100):
+            shown = subprocess.run(ctl, capture_output=True, text=True, timeout=30).stdout.splitlines()
+            if sum("RUNNING" in line for line in shown) == 2:
+                break
+            time.sleep(0.1)
+        expected = {line.split()[0]: line.split()[1] for line in shown}
+        assert expected == {"alone": "STOPPED", "sleeper:sleeper_00": "RUNNING", "sleeper:sleeper_01": "RUNNING"}, shown
+        proc, got = run(tmp_path, {"supervisor": str(conf)})
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        assert got["out"]["processes"] == expected
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    no_socket = tmp_path / "none.conf"
+    no_socket.write_text("[supervisord]\n")
+    for config in (no_socket, conf):  # the second: its socket is there no more, or nobody answers on it
+        proc, got = run(tmp_path, {"supervisor": str(config)})
+        assert proc.returncode == 0 and got["out"]["processes"] == {}, proc.stdout[-2000:]

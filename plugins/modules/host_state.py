@@ -77,10 +77,12 @@ options:
     default: []
   supervisor:
     description:
-      - Return the state of every process supervisord runs (C(supervisorctl status)); none when
-        supervisorctl is not installed or supervisord does not answer.
-    type: bool
-    default: false
+      - supervisord's config file (Debian's is C(/etc/supervisor/supervisord.conf)). Returns the state
+        of every process that supervisord runs, asked over the control socket the file names
+        (C([unix_http_server] file)) with supervisord's XML-RPC C(supervisor.getAllProcessInfo) - what
+        C(supervisorctl status) shows, without starting supervisorctl. None when the file or the socket
+        is missing or supervisord does not answer.
+    type: path
 author:
   - wsfleet maintainers (!UNKNOWN)
 """
@@ -154,21 +156,25 @@ read:
   type: dict
   returned: always
 processes:
-  description: With O(supervisor), each process supervisord runs (C(group:name), or C(name) for a program alone in its group) and its state.
+  description:
+    - With O(supervisor), each process supervisord runs (C(group:name), or C(name) for a program alone
+      in its group) and its state (C(RUNNING), C(STOPPED), ...).
   type: dict
   returned: when supervisor
   sample: {"echo:echo_00": RUNNING, "echo:echo_01": RUNNING, wsfleet-echo-metrics: RUNNING}
 """
 
+import configparser
 import glob
 import grp
 import hashlib
+import http.client
 import os
 import pwd
-import re
 import resource
 import socket
 import stat
+import xmlrpc.client
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -298,17 +304,42 @@ def _services(module: AnsibleModule, names: list) -> tuple[dict, dict]:
     return states, enabled
 
 
-# A line of `supervisorctl status`: the process and its state (then its PID and uptime, or why not).
-_PROCESS = re.compile(r"^(\S+)\s+(STOPPED|STARTING|RUNNING|BACKOFF|STOPPING|EXITED|FATAL|UNKNOWN)\b")
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket: supervisord's control socket."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=10)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
 
 
-def _processes(module: AnsibleModule) -> dict:
-    supervisorctl = module.get_bin_path("supervisorctl")
-    if supervisorctl is None:
+class _UnixTransport(xmlrpc.client.Transport):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._path = path
+
+    # The connection goes to the socket's path: the URL's host is not used.
+    def make_connection(self, host):  # pylint: disable=unused-argument
+        return _UnixHTTPConnection(self._path)
+
+
+def _processes(conf: str) -> dict:
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";",), strict=False)
+    try:
+        parser.read(conf)
+        path = parser.get("unix_http_server", "file")
+    except (configparser.Error, OSError):
         return {}
-    # Exit status 3 when a process is not running, 4 when supervisord does not answer: the lines say which.
-    _rc, out, _err = module.run_command([supervisorctl, "status"])
-    return dict(match.groups() for match in map(_PROCESS.match, out.splitlines()) if match)
+    proxy = xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=_UnixTransport(path))
+    try:
+        infos = proxy.supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error, http.client.HTTPException):
+        return {}
+    return {(i["name"] if i["group"] == i["name"] else f"{i['group']}:{i['name']}"): i["statename"] for i in infos}
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -343,7 +374,7 @@ def main() -> None:
                 "options": {"host": {"type": "str", "default": "127.0.0.1"}, "port": {"type": "int", "required": True}},
             },
             "read": {"type": "list", "elements": "path", "default": []},
-            "supervisor": {"type": "bool", "default": False},
+            "supervisor": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -367,7 +398,7 @@ def main() -> None:
     if params["port"]:
         result["port_taken"] = _port_taken(params["port"]["host"], params["port"]["port"])
     if params["supervisor"]:
-        result["processes"] = _processes(module)
+        result["processes"] = _processes(params["supervisor"])
     module.exit_json(**result)
 
 
