@@ -15,7 +15,8 @@ The fresh converge is timed on each transport (default: docker exec; ssh: SSH wi
 the ssh variant is run), each on new containers; every fleet gets SSH access first, untimed.
 
 With --baseline REF, the collection as it was at git REF (exported with `git archive` into a
-temporary directory, with a wheel cache of its own) runs the same way, and the two versions
+temporary directory, with a wheel cache of its own) runs the same way, the working tree from a copy
+beside it (the same place for both: see export_current), and the two versions
 alternate: first FRESH_ROUNDS fresh converges of each (new containers every time, the versions'
 order swapped each round), then every round each version, in turn, settles the one fleet with an
 untimed run (the versions may install different things) and re-runs each variant, in an order
@@ -191,6 +192,26 @@ def export_baseline(ref: str, tmp: Path) -> Path:
     return dest
 
 
+def export_current(tmp: Path) -> Path:
+    """The working tree as it is (tracked files and untracked ones git does not ignore, uncommitted
+    changes included) copied into tmp/current, so that both versions run from a copy in the same place:
+    run from the working tree itself, the same roles took about 1 s longer per re-run here than from
+    a copy in /tmp (docs/benchmarks.md, sixth run)."""
+    dest = tmp / "current"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source, target = ROOT / name, dest / name
+        if not source.is_symlink() and not source.exists():
+            continue  # deleted in the working tree, not yet in git
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(os.readlink(source))
+        else:
+            shutil.copy2(source, target)
+    return dest
+
+
 class LoadSampler:
     """Samples the 1-minute load average every second while a run lasts."""
 
@@ -344,7 +365,8 @@ def main() -> int:
         base_root = export_baseline(args.baseline, tmp)
         cache = ["-e", f"echo_app_wheel_cache={HERE / '.cache/wheels-baseline'}"]
         versions.append(Version("baseline", base_root, cache, gather_all_playbook(base_root, tmp)))
-    versions.append(Version("current", ROOT, [], gather_all_playbook(ROOT, tmp)))
+    current_root = export_current(tmp) if args.baseline else ROOT
+    versions.append(Version("current", current_root, [], gather_all_playbook(current_root, tmp)))
 
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, text=True, capture_output=True).stdout.strip()  # noqa: E731
     summary: dict = {
