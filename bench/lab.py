@@ -81,8 +81,9 @@ def dexec(container: str, *argv: str, check: bool = True, workdir: str | None = 
 # Converge, the seeds' processes, readiness
 
 
-def converge(results_dir: Path) -> float:
-    """bench/playbook.yml with bench/inventory.yml; returns the seconds it took."""
+def converge(results_dir: Path, extra_vars: Sequence[str] = ()) -> float:
+    """bench/playbook.yml with bench/inventory.yml (and extra_vars, each VAR=VALUE, as -e); returns the
+    seconds it took."""
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
@@ -94,7 +95,8 @@ def converge(results_dir: Path) -> float:
     log_path = results_dir / "converge.log"
     start = time.monotonic()
     with log_path.open("w") as out:
-        proc = subprocess.run([playbook, "-i", str(BENCH_DIR / "inventory.yml"), str(BENCH_DIR / "playbook.yml")],
+        extra = [arg for var in extra_vars for arg in ("-e", var)]
+        proc = subprocess.run([playbook, "-i", str(BENCH_DIR / "inventory.yml"), *extra, str(BENCH_DIR / "playbook.yml")],
                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, check=False)
     took = time.monotonic() - start
     if proc.returncode != 0:

@@ -318,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("throughput", "capacity"), help="run one of the two benchmarks")
     parser.add_argument("--out", type=Path, help="results JSON (default: docs/benchmarks-lb.json, quick: bench/results/quick.json)")
     parser.add_argument("--report", type=Path, metavar="JSON", help="print the tables of a saved results file and exit")
+    parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", dest="extra_vars",
+                        help="a role variable for the converge of ours (ansible-playbook -e; repeatable), e.g. "
+                             "nginx_lb_worker_processes=1: the same paths with another setting, compared through the "
+                             "seeds' paths of each run")
     recheck = parser.add_argument_group("targeted capacity re-check (with --only capacity)")
     recheck.add_argument("--paths", help="comma-separated load balancer paths (default: all four)")
     recheck.add_argument("--ladder", help="comma-separated connection counts")
@@ -325,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     recheck.add_argument("--holds-only", action="store_true", help="every step is a long, measured hold")
     args = parser.parse_args(argv)
 
+    if args.reuse and args.extra_vars:
+        parser.error("--set needs a converge: not with --reuse")
+    if any("=" not in v for v in args.extra_vars):
+        parser.error("--set takes VAR=VALUE")
     if args.report:
         print(report_text(json.loads(args.report.read_text())))
         return 0
@@ -350,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         "argv": [sys.executable, *sys.argv],
         "started_utc": started.isoformat(timespec="seconds"),
         "machine": machine(),
-        "settings": asdict(st) | {"client_workers": CLIENT_WORKERS, "message_size": MESSAGE_SIZE, "numprocs": seeds.NUMPROCS},
+        "settings": asdict(st) | {"client_workers": CLIENT_WORKERS, "message_size": MESSAGE_SIZE, "numprocs": seeds.NUMPROCS,
+                                  "extra_vars": args.extra_vars},
         "paths": [asdict(p) for p in PATHS],
         "seeds": {"changes": [asdict(c) for c in seed_changes], "environment": SEEDS_ENVIRONMENT, "files": seed_files},
         "loadavg": {"start": loadavg()},
@@ -359,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         f"capacity ladder {st.ladder}, holds {st.probe_hold_s:g} s then {st.confirm_hold_s:g} s; load {loadavg()}")
     with containers(args.keep, args.reuse):
         if not args.reuse:
-            res["converge_s"] = round(converge(results_dir), 1)
+            res["converge_s"] = round(converge(results_dir, args.extra_vars), 1)
             install_seeds(seed_files)
         for p in PATHS:
             wait_ready(p)

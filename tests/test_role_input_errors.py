@@ -128,6 +128,8 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("nginx_lb", "nginx_lb_client_header_timeout=0", ["nginx_lb_client_header_timeout", ">= 1"]),
         ("haproxy_lb", "haproxy_lb_timeout_http_request=0", ["haproxy_lb_timeout_http_request >= 1"]),
         ("nginx_lb", "nginx_lb_send_timeout=0", ["nginx_lb_send_timeout >= 1"]),
+        ("nginx_lb", "nginx_lb_worker_processes=0", ["nginx_lb_worker_processes auto or 1-1024 (got '0')"]),
+        ("nginx_lb", '{"nginx_lb_worker_processes": "2\\n"}', ["nginx_lb_worker_processes auto or 1-1024"]),
         ("haproxy_lb", "haproxy_lb_send_timeout=-1", ["haproxy_lb_send_timeout >= 0"]),
         # A log target with a space would add a word to HAProxy's log line (a second facility, a level).
         ("haproxy_lb", '{"haproxy_lb_log": "/dev/log local1"}', ["haproxy_lb_log must be auto, none, stdout", '"/dev/log local1"']),

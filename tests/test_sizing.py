@@ -47,6 +47,7 @@ def number(text: str, pattern: str) -> int:
 @pytest.mark.parametrize("target", TARGETS)
 def test_nginx_limits(rendered, target: int) -> None:
     conf = rendered[target]["nginx.conf"]
+    assert re.search(r"^worker_processes auto;$", conf, re.MULTILINE)  # nginx_lb_worker_processes: per-worker limits below
     worker_connections = number(conf, r"^\s*worker_connections (\d+);")
     assert worker_connections == 2 * target + 512  # a proxied WebSocket is two connections
     assert number(conf, r"^worker_rlimit_nofile (\d+);") == worker_connections + 512

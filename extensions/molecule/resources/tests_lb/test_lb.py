@@ -314,6 +314,11 @@ def test_invalid_directive_fails_validation_and_the_old_config_keeps_serving(hos
     assert probe("echo", lb_url, "still serving")["replies"][0] == "still serving"
 
 
+def nginx_workers(host) -> int:
+    """nginx's serving workers (not those a reload left finishing their connections)."""
+    return host.check_output("ps -eo args").splitlines().count("nginx: worker process")
+
+
 def test_reload_keeps_open_websockets_open_and_echoing(host, probe, lb, lb_url):
     folder = f"/tmp/hold-{uuid.uuid4().hex[:8]}"
     host.run(f"mkdir -p {folder}")
@@ -322,12 +327,17 @@ def test_reload_keeps_open_websockets_open_and_echoing(host, probe, lb, lb_url):
     while not host.file(f"{folder}/ready").exists and time.monotonic() < deadline:
         time.sleep(0.2)
     assert host.file(f"{folder}/ready").exists, host.file(f"{folder}/out").content_string
-    # A real config change: the status page moves, so the LB reloads.
-    change = {"nginx_lb_stub_status_port": 8091} if lb == "nginx" else {"haproxy_lb_stats_port": 8494}
+    # A real config change: the status page moves, so the LB reloads; nginx also goes from
+    # worker_processes auto (one per CPU) to 1 (nginx_lb_worker_processes).
+    change = {"nginx_lb_stub_status_port": 8091, "nginx_lb_worker_processes": 1} if lb == "nginx" else {"haproxy_lb_stats_port": 8494}
+    if lb == "nginx":
+        assert nginx_workers(host) == int(host.check_output("nproc"))
     result = converge_again(host, SITE, json.dumps(change), tags=f"{lb}_lb")
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"RUNNING HANDLER [wsfleet.fleet.{lb}_lb : Reload {lb}]" in result.stdout
     assert host.socket(f"tcp://127.0.0.1:{list(change.values())[0]}").is_listening
+    if lb == "nginx":
+        assert nginx_workers(host) == 1
     host.run(f"touch {folder}/go")
     deadline = time.monotonic() + 20
     while not host.file(f"{folder}/result").exists and time.monotonic() < deadline:
