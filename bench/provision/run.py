@@ -10,6 +10,8 @@ inventory beside this file, then re-runs site.yml ROUNDS times in each of these 
                  (how fleets are run; extensions/molecule/resources/ssh_access.yml sets it up)
   no-pipelining  ANSIBLE_PIPELINING=false
   gather-all     the plays with gather_subset: [all] (a copy of site.yml in a temporary directory)
+  fact-cache     with the jsonfile fact cache the README advises (a directory of each version's own,
+                 kept from one round to the next, as an operator's is)
 
 The fresh converge is timed on each transport (default: docker exec; ssh: SSH with become, when
 the ssh variant is run), each on new containers; every fleet gets SSH access first, untimed.
@@ -31,7 +33,7 @@ With --app-hosts N the fleet has N app hosts instead of inventory.yml's 2 (how a
 the fleet).
 
     python bench/provision/run.py [--rounds 3] [--fresh-rounds 1] [--baseline REF] [--app-hosts N]
-                                  [--variants default,ssh,no-pipelining,gather-all] [--keep] [--label WORD]
+                                  [--variants default,ssh,no-pipelining,gather-all,fact-cache] [--keep] [--label WORD]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,7 +66,7 @@ RESULTS = HERE / "results"
 IMAGE = "wsfleet/debian-systemd:12"
 NETWORK = "wsfleet-prov"
 SUBNET = "172.29.212.0/24"
-VARIANTS = ("default", "ssh", "no-pipelining", "gather-all")
+VARIANTS = ("default", "ssh", "no-pipelining", "gather-all", "fact-cache")
 TRANSPORTS = ("default", "ssh")  # the variants that are a transport: each has its fresh converge
 RECAP = re.compile(
     r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)"
@@ -79,6 +82,7 @@ class Version:
     root: Path
     extra: list[str]  # extra ansible-playbook arguments (the baseline's own wheel cache)
     gather_all: Path
+    fact_cache: Path  # the jsonfile fact cache of the fact-cache variant, this version's own
 
     def playbook(self, variant: str) -> Path:
         return self.gather_all if variant == "gather-all" else self.root / "playbooks/site.yml"
@@ -252,6 +256,8 @@ def play(name: str, version: Version, variant: str, extra: list[str] | None = No
     inventory = SSH_INVENTORY[0] if variant == "ssh" else INVENTORY
     cmd = ["ansible-playbook", "-i", str(inventory), str(version.playbook(variant)), *version.extra, *(extra or [])]
     env = {"ANSIBLE_PIPELINING": "false" if variant == "no-pipelining" else "true"}
+    if variant == "fact-cache":
+        env.update(ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(version.fact_cache))
     full_env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(version.root / "ansible.cfg"),
@@ -262,9 +268,11 @@ def play(name: str, version: Version, variant: str, extra: list[str] | None = No
         **env,
     }
     with LoadSampler() as load:
-        start = time.monotonic()
+        start, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, cwd=version.root, env=full_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        wall = time.monotonic() - start
+        wall, after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The controller's CPU: ansible-playbook and every process it waited for (docker exec, ssh).
+    controller_cpu = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
     log.write_text(f"$ {' '.join(cmd)}\n# env: {env}\n{proc.stdout}")
     recap = {}
     profile = []
@@ -284,6 +292,7 @@ def play(name: str, version: Version, variant: str, extra: list[str] | None = No
         "variant": variant,
         "rc": proc.returncode,
         "wall_s": round(wall, 2),
+        "controller_cpu_s": round(controller_cpu, 2),
         "load_avg_1m": [round(min(load.samples or [0]), 2), round(max(load.samples or [0]), 2)],
         "recap": recap,
         "changed": sum(h["changed"] for h in recap.values()),
@@ -291,7 +300,7 @@ def play(name: str, version: Version, variant: str, extra: list[str] | None = No
         "log": str(log.relative_to(ROOT)),
     }
     print(
-        f"  {version.name:<8} {name:<22} {wall:7.1f} s  rc={proc.returncode} changed={result['changed']}"
+        f"  {version.name:<8} {name:<22} {wall:7.1f} s  cpu {controller_cpu:5.1f} s  rc={proc.returncode} changed={result['changed']}"
         f"  load {result['load_avg_1m'][0]}-{result['load_avg_1m'][1]}",
         flush=True,
     )
@@ -306,6 +315,7 @@ def summarize(version: str, runs: list[dict], variants: list[str], rounds: int) 
     check = next(r for r in mine if r["name"] == "check")
     reruns = {v: sorted((r for r in mine if r["name"].startswith("rerun-") and r["variant"] == v), key=lambda r: r["wall_s"]) for v in variants}
     medians = {v: round(statistics.median(r["wall_s"] for r in rs), 2) for v, rs in reruns.items()}
+    cpu_medians = {v: round(statistics.median(r["controller_cpu_s"] for r in rs), 2) for v, rs in reruns.items()}
     median_default = reruns["default"][rounds // 2]
     per_transport = {}
     for transport in (t for t in TRANSPORTS if t in variants):
@@ -323,6 +333,7 @@ def summarize(version: str, runs: list[dict], variants: list[str], rounds: int) 
         "fresh_s": per_transport["default"]["fresh_s"],
         "fresh_runs_s": per_transport["default"]["fresh_runs_s"],
         "rerun_median_s": medians,
+        "rerun_controller_cpu_median_s": cpu_medians,
         "ratio": per_transport["default"]["ratio"],
         "transports": per_transport,
         "tasks_per_host_fresh": per_transport["default"]["tasks_per_host_fresh"],
@@ -364,9 +375,9 @@ def main() -> int:
     if args.baseline:
         base_root = export_baseline(args.baseline, tmp)
         cache = ["-e", f"echo_app_wheel_cache={HERE / '.cache/wheels-baseline'}"]
-        versions.append(Version("baseline", base_root, cache, gather_all_playbook(base_root, tmp)))
+        versions.append(Version("baseline", base_root, cache, gather_all_playbook(base_root, tmp), tmp / "facts-baseline"))
     current_root = export_current(tmp) if args.baseline else ROOT
-    versions.append(Version("current", current_root, [], gather_all_playbook(current_root, tmp)))
+    versions.append(Version("current", current_root, [], gather_all_playbook(current_root, tmp), tmp / "facts-current"))
 
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, text=True, capture_output=True).stdout.strip()  # noqa: E731
     summary: dict = {
@@ -431,7 +442,8 @@ def main() -> int:
         for transport, t in s["transports"].items():
             print(f"  fresh converge {transport:<10} {t['fresh_s']:7.1f} s  (median of {args.fresh_rounds})")
         for variant, value in s["rerun_median_s"].items():
-            print(f"  re-run {variant:<18} {value:7.1f} s  (median of {args.rounds})")
+            print(f"  re-run {variant:<18} {value:7.1f} s, the controller's CPU {s['rerun_controller_cpu_median_s'][variant]:5.1f} s"
+                  f"  (medians of {args.rounds})")
         for transport, t in s["transports"].items():
             print(f"  re-run / fresh {transport:<10} {t['ratio']:7.3f}   (<= 0.15: {'met' if t['ratio'] <= 0.15 else 'NOT met'})")
         for host, counts in s["tasks_per_host_rerun"].items():

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import resource
 import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 RESOURCES = Path(__file__).resolve().parent
 PROBE = "/usr/local/bin/wsprobe"
@@ -84,6 +87,81 @@ def pytest_collection_modifyitems(config, items) -> None:
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
         items[:] = keep
+
+
+@functools.cache
+def _instances() -> tuple[str, ...]:
+    """The hosts of the run's inventory (molecule's), which are its containers; read once per verify stage."""
+    inventory = Path(os.environ.get("MOLECULE_INVENTORY_FILE", "/nonexistent"))
+    names: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            names.update((node.get("hosts") or {}).keys())
+            for child in (node.get("children") or {}).values():
+                walk(child)
+
+    if inventory.exists():
+        for group in (yaml.safe_load(inventory.read_text()) or {}).values():
+            walk(group)
+    return tuple(sorted(names))
+
+
+@functools.cache
+def _container_ids(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The containers' ids (kept when a test stops and starts one), asked once per verify stage."""
+    if not names:
+        return ()
+    return tuple(subprocess.run(["docker", "inspect", "-f", "{{.Id}}", *names], capture_output=True, text=True).stdout.split())
+
+
+def _containers_cpu(names: tuple[str, ...]) -> dict[str, float]:
+    """CPU-seconds each of the run's running containers has used (its cgroup, v1 or v2), by id."""
+    usage = {}
+    for container in _container_ids(names):
+        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{container}/cpuacct.usage")
+        v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{container}.scope/cpu.stat")
+        if v1.exists():
+            usage[container] = int(v1.read_text()) / 1e9
+        elif v2.exists():
+            usage[container] = int(v2.read_text().split("usage_usec ")[1].split()[0]) / 1e6
+    return usage
+
+
+def _containers_delta(before: dict[str, float], after: dict[str, float]) -> float:
+    """CPU-seconds used between two readings; a container restarted in between (a new cgroup,
+    counting from 0) counts what it used since."""
+    return sum(used - before.get(c, 0.0) if used >= before.get(c, 0.0) else used for c, used in after.items())
+
+
+def _controller_cpu() -> float:
+    """CPU-seconds of pytest and of every process it waited for (ansible-playbook, docker exec, ...)."""
+    return sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for field in ("ru_utime", "ru_stime"))
+
+
+CPU_PER_TEST: list[tuple[float, float, float, str]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Where the verify stage's CPU goes (CPU, not waiting, bounds the molecule phase on 2 cores): each
+    test's CPU-seconds on the controller and in the run's containers; the costliest are printed at the end."""
+    names = _instances()
+    start, controller, hosts = time.monotonic(), _controller_cpu(), _containers_cpu(names)
+    yield
+    CPU_PER_TEST.append((time.monotonic() - start, _controller_cpu() - controller, _containers_delta(hosts, _containers_cpu(names)),
+                         item.nodeid.split("::")[-1]))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not CPU_PER_TEST:
+        return
+    controller = sum(c for _, c, _, _ in CPU_PER_TEST)
+    hosts = sum(h for _, _, h, _ in CPU_PER_TEST)
+    terminalreporter.write_sep("=", f"CPU-seconds of the tests: controller {controller:.0f}, hosts {hosts:.0f}; the 8 costliest")
+    for wall, c, h, name in sorted(CPU_PER_TEST, key=lambda t: -(t[1] + t[2]))[:8]:
+        terminalreporter.write_line(f"{c:6.1f} controller {h:6.1f} hosts {wall:6.1f} s wall  {name}")
 
 
 def service_log(host) -> str:

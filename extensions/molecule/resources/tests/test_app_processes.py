@@ -104,6 +104,24 @@ def test_each_process_echoes_and_answers_healthz(host, cfg, probe):
         assert probe("health", target)["status"] == 200
 
 
+def test_what_the_host_publishes_is_plain_data_in_the_fact_cache(host, cfg):
+    """supervisord_endpoint_settings and echo_app_keepalive, as the converge left them in the fact cache
+    (jsonfile, as the README advises), carry no per-value tags. ansible-core decodes a cached host's
+    facts again each time it reads the host's variables (187 times in a re-run of one host); with the
+    origin and trust tags of each templated value kept, a decode took 1.83 ms instead of 0.39."""
+    cache = Path(os.environ.get("ANSIBLE_CACHE_PLUGIN_CONNECTION")
+                 or Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "facts")
+    files = sorted(cache.glob(f"*_{host.backend.host}"))
+    assert files, f"no cached facts for {host.backend.host} in {cache}"
+    facts = json.loads(json.loads(files[-1].read_text())["__payload__"])
+    # The fact itself may keep set_fact's origin tag (one per fact): what is inside it may not.
+    published = {name: facts[name]["value"] if "__ansible_type" in facts[name] else facts[name]
+                 for name in ("supervisord_endpoint_settings", "echo_app_keepalive")}
+    assert published["supervisord_endpoint_settings"]["supervisord_numprocs"] == cfg["numprocs"], published
+    for name, value in published.items():
+        assert "__ansible_type" not in json.dumps(value), f"{name} is cached with tags: {value}"
+
+
 def test_control_socket_is_root_only_and_no_tcp_control(host):
     assert host.file("/var/run/supervisor.sock").mode == 0o700
     assert "inet_http_server" not in host.file("/etc/supervisor/supervisord.conf").content_string
