@@ -4,7 +4,7 @@
     scripts/molecule-matrix.py [--jobs N] [--debian 12,13] [--only NAME,...] [--list]
 
 Each run is a plain `molecule test -s SCENARIO` (the full sequence of extensions/molecule/config.yml:
-destroy, syntax, create, prepare, converge, idempotence, check, verify, destroy) with its own
+destroy, create, prepare, converge, idempotence, check, verify, destroy) with its own
 environment: WSFLEET_DEBIAN picks the release, WSFLEET_BAKE_LB the bake's load balancer kind (the
 fleet scenario has one load balancer of each kind), and each run gets its own molecule working directory (MOLECULE_EPHEMERAL_DIRECTORY), its own
 container names and its own docker network, so runs never share a container or an address. They do
@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".harness" / "molecule"
-STAGES = ["destroy", "syntax", "create", "prepare", "converge", "idempotence", "check", "verify"]
+STAGES = ["destroy", "create", "prepare", "converge", "idempotence", "check", "verify"]
 RELEASES = ["12", "13"]
 # The scenarios whose hosts start from the bare image, so the roles install every OS package on both
 # releases: fleet (app hosts and each load balancer kind), bake (the app and each kind on a build
@@ -138,7 +138,7 @@ def cpu_busy(before: tuple[int, int], after: tuple[int, int], runs: list[Run]) -
 
 
 def table(runs: list[Run], wall: float) -> str:
-    head = ["run", *[s for s in STAGES if s != "syntax"], "total", "cpu", "result"]
+    head = ["run", *STAGES, "total", "cpu", "result"]
     rows = [head, ["---"] * len(head)]
     for run in sorted(runs, key=lambda r: r.name):
         rows.append([run.name, *[f"{run.stages[s]:.0f}" if s in run.stages else "-" for s in head[1:-3]],
