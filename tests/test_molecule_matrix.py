@@ -83,3 +83,19 @@ def test_tests_run_once_in_runs_that_exist_and_keep_both_releases_and_both_kinds
         kinds = {"nginx" if s == "lb_nginx" else "haproxy" for s in scenarios}
         expected = {conftest.ONE_KIND[group]} if group in conftest.ONE_KIND else {"nginx", "haproxy"}
         assert scenarios <= {"lb_nginx", "lb_haproxy", "lb_haproxy_tcp"} and kinds == expected, group
+
+
+def test_every_run_mode_keeps_what_one_kind_has_to_the_scenarios_with_that_kind(monkeypatch):
+    """WSFLEET_TEST_EVERY_RUN=1 runs the once(...) tests in every run, but a test of what only HAProxy
+    has (ONE_KIND) only in the HAProxy scenarios: on lb_nginx it failed, asserting HAProxy."""
+    conftest = load_molecule_conftest()
+    monkeypatch.setenv("WSFLEET_TEST_EVERY_RUN", "1")
+    for scenario, expected in (("lb_nginx", False), ("lb_haproxy", True), ("lb_haproxy_tcp", True)):
+        monkeypatch.setenv("MOLECULE_SCENARIO_NAME", scenario)
+        assert conftest.runs_here("stuck_tunnel") is expected, scenario
+        assert conftest.runs_here("app_change") is True, scenario
+    monkeypatch.delenv("WSFLEET_TEST_EVERY_RUN")
+    monkeypatch.setenv("MOLECULE_SCENARIO_NAME", "lb_nginx")
+    monkeypatch.setenv("WSFLEET_DEBIAN", "12")
+    assert conftest.runs_here("app_change") is True  # lb_nginx-d12 is named
+    assert conftest.runs_here("tls_off") is False  # lb_nginx-d13 is

@@ -25,7 +25,8 @@ CAFILE = "/usr/local/share/wsprobe-ca.pem"  # the TLS scenarios' self-signed cer
 # bounds the molecule phase on these 2 cores. What they test does not depend on the release, so
 # each runs in the runs named here (scenario-dRELEASE), which together cover each load balancer kind,
 # Unix sockets and TCP ports, TLS and both releases; in every other run it is deselected (pytest's
-# summary counts it as "deselected", never as passed). WSFLEET_TEST_EVERY_RUN=1 runs them everywhere.
+# summary counts it as "deselected", never as passed). WSFLEET_TEST_EVERY_RUN=1 runs them everywhere
+# (but what only one load balancer kind has: where the scenario has that kind).
 # README.md ("Which run covers what") has the same table; tests/test_molecule_matrix.py checks that
 # every run named here exists and that each test keeps both kinds, Unix sockets and TCP ports, and
 # both releases (but for ONE_RELEASE).
@@ -77,13 +78,20 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "once(group): runs only in the runs ONCE_IN[group] names (conftest.py)")
 
 
-def pytest_collection_modifyitems(config, items) -> None:
+def runs_here(group: str) -> bool:
+    """Whether this run runs the tests of a ONCE_IN group: a run it names; with WSFLEET_TEST_EVERY_RUN=1,
+    every run, but for a ONE_KIND group, only the runs of the scenarios it names (those with that kind)."""
     if os.environ.get("WSFLEET_TEST_EVERY_RUN") == "1":
-        return
-    run, keep, elsewhere = this_run(), [], []
+        return group not in ONE_KIND or os.environ.get("MOLECULE_SCENARIO_NAME", "") in {
+            name.rsplit("-d", 1)[0] for name in ONCE_IN[group]}
+    return this_run() in ONCE_IN[group]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    keep, elsewhere = [], []
     for item in items:
         marker = item.get_closest_marker("once")
-        (keep if marker is None or run in ONCE_IN[marker.args[0]] else elsewhere).append(item)
+        (keep if marker is None or runs_here(marker.args[0]) else elsewhere).append(item)
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
         items[:] = keep
