@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from testinfra.utils.ansible_runner import AnsibleRunner
 
 RESOURCES = Path(__file__).resolve().parent
 PROBE = "/usr/local/bin/wsprobe"
@@ -99,20 +99,10 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 @functools.cache
 def _instances() -> tuple[str, ...]:
-    """The hosts of the run's inventory (molecule's), which are its containers; read once per verify stage."""
-    inventory = Path(os.environ.get("MOLECULE_INVENTORY_FILE", "/nonexistent"))
-    names: set[str] = set()
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            names.update((node.get("hosts") or {}).keys())
-            for child in (node.get("children") or {}).values():
-                walk(child)
-
-    if inventory.exists():
-        for group in (yaml.safe_load(inventory.read_text()) or {}).values():
-            walk(group)
-    return tuple(sorted(names))
+    """The hosts of the run's inventory, which are its containers: from testinfra's runner for molecule's
+    inventory, the one the host fixtures already loaded."""
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
+    return tuple(AnsibleRunner.get_runner(inventory).get_hosts("all")) if inventory else ()
 
 
 @functools.cache
