@@ -49,3 +49,22 @@ def test_docker_run_options() -> None:
     assert systemd_container.docker_run_options() == [
         "--cap-add=SYS_ADMIN", "--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined",
         "--cgroupns=host", "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs=/run", "--tmpfs=/run/lock"]
+
+
+def test_molecule_create_starts_every_systemd_platform_with_the_recipe() -> None:
+    """Molecule's create stage is resources/instances.py (config.yml): what it runs for a platform
+    that boots systemd holds every option of the recipe, and the command last."""
+    import instances
+
+    for where, platform in platforms():
+        args = instances.run_args(platform)
+        assert set(systemd_container.docker_run_options()) <= set(args), where
+        assert args[-1] == systemd_container.COMMAND and args[-2] == platform["image"], where
+        assert args[args.index("--name") + 1] == platform["name"], where
+
+
+def test_molecule_create_refuses_a_platform_option_it_does_not_know(capsys) -> None:
+    import instances
+
+    with pytest.raises(SystemExit, match="privileged not handled"):
+        instances.create([{"name": "x", "image": "y", "pre_build_image": True, "privileged": True}])
