@@ -85,7 +85,7 @@ def create(platforms: list[dict]) -> None:
         args = run_args(platform)
         attached = platform.get("networks") or []
         if len(attached) > 1:
-            args[1:2] = ["create"]  # connect the other networks before the first start
+            args[0] = "create"  # connect the other networks before the first start
             args.remove("--detach")
             docker(*args)
             for network in attached[1:]:
