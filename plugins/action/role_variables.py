@@ -1,17 +1,32 @@
 # Copyright: wsfleet maintainers
 # SPDX-License-Identifier: Apache-2.0
-"""Report variables with a role's prefix that the role does not know (typos), and refuse values of its
+"""Report variables with a role's prefix that the role does not know (typos), refuse values of its
 numeric and boolean options that do not convert, and of its string options outside their choices, with
-a message naming the variable and what fits: on the controller."""
+a message naming the variable and what fits, then check the values against the whole argument spec as
+ansible.builtin.validate_argument_spec does: on the controller, in one task."""
 
 from __future__ import annotations
 
 import difflib
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+
+
+def _plain(value):
+    """The value in plain Python types: the validator's messages name a value's class, and
+    ansible-core's tagged containers would show there as its internal _AnsibleTaggedDict."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
 
 
 class ActionModule(ActionBase):
@@ -68,6 +83,14 @@ class ActionModule(ActionBase):
         result.update(changed=False, unknown=unknown)
         if lines and boolean(args["strict"]):
             result.update(failed=True, msg="; ".join(lines) + " (wsfleet_strict_variables is true)")
-        elif lines:
+            return result
+        if lines:
             result["warnings"] = [line + ", so it changes nothing." for line in lines]
+        # The rest of the spec (lists and their elements, dicts, required options), as
+        # validate_argument_spec checks it, without its dump of the whole spec into the output. A task
+        # of its own cost each role's checks a worker on every host, 7 per host in a run of site.yml.
+        values = _plain(self._templar.template({name: task_vars[name] for name in options if name in task_vars}))
+        errors = ArgumentSpecValidator(options).validate(values, validate_role_argument_spec=True).error_messages
+        if errors:
+            result.update(failed=True, argument_errors=errors, msg="Validation of arguments failed:\n" + "\n".join(errors))
         return result

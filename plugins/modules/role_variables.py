@@ -22,6 +22,9 @@ description:
     the argument specification names its internal string class there instead. So does a value of a
     string option outside its C(choices) (C(wsfleet_lb must be one of nginx, haproxy (got 'apache'))),
     where ansible-core's check prints the whole argument specification with it.
+  - Then, with O(options), the values are checked against the whole specification as
+    M(ansible.builtin.validate_argument_spec) checks them (lists and their elements, dicts,
+    required options); a failure lists the errors (RV(argument_errors)), without the specification.
   - Runs on the controller only, from the variables Ansible already holds; it does not contact the host.
 options:
   prefix:
@@ -60,6 +63,12 @@ unknown:
   elements: str
   returned: always
   sample: [supervisord_numproc]
+argument_errors:
+  description: What the argument specification refused, one message each.
+  type: list
+  elements: str
+  returned: failed
+  sample: ["Elements value for option 'echo_app_origins' is of type <class 'int'> and we were unable to convert to str"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
