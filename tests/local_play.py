@@ -10,6 +10,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+
+
+def ansible_env(**more: str) -> dict[str, str]:
+    """The environment of a test's ansible-playbook: the repository's ansible.cfg, no colour, and this
+    Python as the interpreter on localhost (more: variables of the case, e.g. a fact cache)."""
+    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable), **more}
 
 
 def run_play(tmp_path: Path, tasks: str, result: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -21,10 +29,8 @@ def run_play(tmp_path: Path, tasks: str, result: str, *args: str) -> tuple[subpr
         "    - ansible.builtin.copy: {content: '{{ " + result + " | to_json }}', dest: " + str(out) + "}\n"
         "      check_mode: false\n"
     )
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable)}
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(play), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "localhost,", str(play), *args],
+                          cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300)
     value = json.loads(out.read_text()) if proc.returncode == 0 else {}
     out.unlink(missing_ok=True)
     return proc, value

@@ -4,10 +4,10 @@ fact cache; without one it stops naming the app host. Real ansible-playbook runs
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from local_play import ANSIBLE_PLAYBOOK, ansible_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,11 +39,10 @@ def playbook(tmp_path: Path, name: str, text: str, *args: str, cache: bool = Tru
         "    lb: {hosts: {lb1: }}\n"
         "    app: {hosts: {app1: {ansible_host: 192.0.2.11}}, vars: {supervisord_listen: tcp, supervisord_bind_address: 0.0.0.0}}\n")
     (tmp_path / name).write_text(text)
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    env = ansible_env()
     if cache:
         env.update(ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"))
-    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), str(tmp_path / name), *args],
+    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / name), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import atexit
 import functools
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from local_play import ANSIBLE_PLAYBOOK, ansible_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,11 +62,6 @@ INVENTORY = ("all:\n  hosts: {localhost: {ansible_connection: local}}\n"
              "  children:\n    lb: {hosts: {localhost: }}\n    app: {hosts: {localhost: }}\n")
 
 
-def ansible_env(**more: str) -> dict[str, str]:
-    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_PYTHON_INTERPRETER": os.path.abspath(sys.executable), **more}
-
-
 @functools.cache
 def gathered_facts() -> Path:
     """This machine's facts, gathered once per pytest process into a jsonfile fact cache (the subsets
@@ -78,7 +72,7 @@ def gathered_facts() -> Path:
     atexit.register(shutil.rmtree, where, ignore_errors=True)
     (where / "hosts.yml").write_text(INVENTORY)
     (where / "gather.yml").write_text("- hosts: all\n  gather_facts: true\n  gather_subset: [min, hardware, network]\n  tasks: []\n")
-    result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(where / "hosts.yml"), str(where / "gather.yml")],
+    result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(where / "hosts.yml"), str(where / "gather.yml")],
                             cwd=ROOT, env=ansible_env(ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(where / "cache")),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and any((where / "cache").iterdir()), result.stdout[-3000:] + result.stderr[-3000:]
@@ -92,7 +86,7 @@ def run_playbook(tmp_path: Path, text: str, *extra: str) -> subprocess.Completed
     inventory.write_text(INVENTORY)
     facts = tmp_path / "facts"  # the run's own copy: what the roles publish there stays in this case
     shutil.copytree(gathered_facts(), facts, dirs_exist_ok=True)
-    args = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+    args = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook)]
     for value in extra:
         args += [value] if value.startswith("--") else ["-e", value]
     env = ansible_env(ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(facts), ANSIBLE_GATHERING="smart")

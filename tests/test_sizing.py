@@ -9,13 +9,12 @@ filter gives the load balancer as many servers as supervisord runs processes.
 from __future__ import annotations
 
 import math
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from local_play import ANSIBLE_PLAYBOOK, ansible_env
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = (1000, 10000, 100000)
@@ -27,12 +26,10 @@ NR_OPEN = 1048576  # Linux's default fs.nr_open: the most files one process may 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[int, dict[str, str]]:
     out = tmp_path_factory.mktemp("sizing")
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(ROOT / "tests" / "render_limits.yml"),
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", str(ROOT / "tests" / "render_limits.yml"),
          "-e", f"out={out}", "-e", f"vcpus={VCPUS}", "-e", "{\"targets\": [" + ", ".join(map(str, TARGETS)) + "]}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     return {t: {name: (out / str(t) / name).read_text() for name in ("nginx.conf", "haproxy.cfg", "supervisord.txt")} for t in TARGETS}
