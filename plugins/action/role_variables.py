@@ -55,6 +55,13 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("role_variables: prefix and known (or options) must not be empty")
         # Before the argument spec is checked: its own message for "often" as a number names
         # ansible-core's internal string class. This one names the variable, the value and what fits.
+        templated: dict = {}  # each option's value, templated once for both checks
+
+        def value_of(name: str):
+            if name not in templated:
+                templated[name] = self._templar.template(task_vars[name])
+            return templated[name]
+
         wrong = []
         for name, spec in sorted(options.items()):
             spec = spec or {}
@@ -62,7 +69,7 @@ class ActionModule(ActionBase):
             choices = spec.get("choices") if spec.get("type", "str") == "str" else None
             if (check is None and not choices) or name not in task_vars:
                 continue
-            value = self._templar.template(task_vars[name])
+            value = value_of(name)
             if choices and str(value) not in [str(choice) for choice in choices]:
                 wrong.append(f"{name} must be one of {', '.join(map(str, choices))} (got {str(value)!r})")
                 continue
@@ -89,7 +96,7 @@ class ActionModule(ActionBase):
         # The rest of the spec (lists and their elements, dicts, required options), as
         # validate_argument_spec checks it, without its dump of the whole spec into the output. A task
         # of its own cost each role's checks a worker on every host, 7 per host in a run of site.yml.
-        values = _plain(self._templar.template({name: task_vars[name] for name in options if name in task_vars}))
+        values = _plain({name: value_of(name) for name in options if name in task_vars})
         errors = ArgumentSpecValidator(options).validate(values, validate_role_argument_spec=True).error_messages
         if errors:
             result.update(failed=True, argument_errors=errors, msg="Validation of arguments failed:\n" + "\n".join(errors))
