@@ -57,13 +57,13 @@ def test_molecule_create_starts_every_systemd_platform_with_the_recipe() -> None
     import instances
 
     for where, platform in platforms():
-        args = instances.run_args(platform)
+        args = instances.create_args(platform)
         assert set(systemd_container.docker_run_options()) <= set(args), where
         assert args[-1] == systemd_container.COMMAND and args[-2] == platform["image"], where
         assert args[args.index("--name") + 1] == platform["name"], where
 
 
-def test_molecule_create_refuses_a_platform_option_it_does_not_know(capsys) -> None:
+def test_molecule_create_refuses_a_platform_option_it_does_not_know() -> None:
     import instances
 
     with pytest.raises(SystemExit, match="privileged not handled"):

@@ -48,11 +48,12 @@ def networks(platforms: list[dict]) -> list[dict]:
     return list(found.values())
 
 
-def run_args(platform: dict) -> list[str]:
+def create_args(platform: dict) -> list[str]:
+    """`docker create` for the platform (started once every network is connected)."""
     name = platform["name"]
     if not platform.get("pre_build_image"):
         sys.exit(f"platform {name}: only pre-built images (pre_build_image: true; scripts/build-images.sh builds them)")
-    args = ["run", "--detach", "--name", name, "--hostname", platform.get("hostname", name), "--label", LABEL,
+    args = ["create", "--name", name, "--hostname", platform.get("hostname", name), "--label", LABEL,
             "--log-driver", "json-file"]
     args += [f"--cap-add={capability}" for capability in platform.get("capabilities") or []]
     args += [f"--security-opt={option}" for option in platform.get("security_opts") or []]
@@ -61,7 +62,7 @@ def run_args(platform: dict) -> list[str]:
     args += [f"--tmpfs={path}" for path in platform.get("tmpfs") or []]
     args += [f"--env={key}={value}" for key, value in (platform.get("env") or {}).items()]
     attached = platform.get("networks") or []
-    if attached:  # the first at `docker run`, the others connected before the start (no default bridge)
+    if attached:  # the first here, the others connected before the start (no default bridge)
         args += ["--network", attached[0]["name"]]
         args += ["--ip", attached[0]["ipv4_address"]] if attached[0].get("ipv4_address") else []
     return [*args, platform["image"], *shlex.split(platform.get("command") or DEFAULT_COMMAND)]
@@ -84,18 +85,11 @@ def create(platforms: list[dict]) -> None:
             if state.stdout.strip() != "true":
                 docker("start", name)
             continue
-        args = run_args(platform)
-        attached = platform.get("networks") or []
-        if len(attached) > 1:
-            args[0] = "create"  # connect the other networks before the first start
-            args.remove("--detach")
-            docker(*args)
-            for network in attached[1:]:
-                ip = ["--ip", network["ipv4_address"]] if network.get("ipv4_address") else []
-                docker("network", "connect", *ip, network["name"], name)
-            docker("start", name)
-        else:
-            docker(*args)
+        docker(*create_args(platform))
+        for network in (platform.get("networks") or [])[1:]:
+            ip = ["--ip", network["ipv4_address"]] if network.get("ipv4_address") else []
+            docker("network", "connect", *ip, network["name"], name)
+        docker("start", name)
 
 
 def destroy(platforms: list[dict]) -> None:
@@ -103,11 +97,12 @@ def destroy(platforms: list[dict]) -> None:
         docker("rm", "--force", platform["name"], check=False)  # gone already is fine
     for network in networks(platforms):
         found = docker("network", "inspect", "--format", "{{json .}}", network["name"], check=False)
-        if found.returncode != 0 or (json.loads(found.stdout).get("Labels") or {}).get("owner") != "molecule":
+        details = json.loads(found.stdout) if found.returncode == 0 else {}
+        if (details.get("Labels") or {}).get("owner") != "molecule":
             continue
         # A container a test started on it (the bake's instances) is disconnected first, as the
         # driver's docker_network (state absent) does.
-        for container in json.loads(found.stdout).get("Containers") or {}:
+        for container in details.get("Containers") or {}:
             docker("network", "disconnect", "--force", network["name"], container, check=False)
         docker("network", "rm", network["name"])
 
