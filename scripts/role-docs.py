@@ -106,9 +106,15 @@ def example_plays(role: str, site: list[dict[str, Any]]) -> list[dict[str, Any]]
         entries = [entry for entry in play.get("roles", []) if (entry["role"] if isinstance(entry, dict) else entry) != FLEET_ROLE]
         names = [entry["role"] if isinstance(entry, dict) else entry for entry in entries]
         conditional = {entry["role"] for entry in entries if isinstance(entry, dict) and "when" in entry}
-        # A role a task includes by a variable's value (site.yml's `{{ wsfleet_lb }}_lb`) runs on a
-        # condition: each role the name can give.
+        # A role a task imports (site.yml's app roles, imported with rolespec_validate: false) runs
+        # as one under `roles:` does; a role a task includes by a variable's value (site.yml's
+        # `{{ wsfleet_lb }}_lb`) runs on a condition: each role the name can give.
         for task in play.get("tasks", []):
+            imported = (task.get("ansible.builtin.import_role") or {}).get("name", "")
+            if imported and imported != FLEET_ROLE:
+                names.append(imported)
+                if "when" in task:
+                    conditional.add(imported)
             included = (task.get("ansible.builtin.include_role") or {}).get("name", "")
             for kind in LB_KINDS if "{{ wsfleet_lb }}" in included else []:
                 names.append(included.replace("{{ wsfleet_lb }}", kind))

@@ -105,6 +105,27 @@ def test_example_is_site_cut_down_to_the_role() -> None:
     assert role_docs.example_plays("z", site) == [{"name": "Run wsfleet.fleet.z", "hosts": "all", "roles": ["wsfleet.fleet.z"]}]
 
 
+def test_example_counts_roles_imported_by_tasks() -> None:
+    """site.yml imports the app roles as tasks (rolespec_validate: false): the examples of the roles
+    after them still start with them, as with `roles:`; a conditional import is left out."""
+    site = [
+        {"name": "App", "hosts": "app", "tasks": [
+            {"name": "a", "ansible.builtin.import_role": {"name": "wsfleet.fleet.a", "rolespec_validate": False}},
+            {"name": "w", "ansible.builtin.import_role": {"name": "wsfleet.fleet.wsfleet"}},
+            {"name": "c", "ansible.builtin.import_role": {"name": "wsfleet.fleet.c"}, "when": "maybe"},
+            {"name": "b", "ansible.builtin.import_role": {"name": "wsfleet.fleet.b", "rolespec_validate": False}},
+        ]},
+        {"name": "LB", "hosts": "lb", "roles": ["wsfleet.fleet.wsfleet"], "tasks": [
+            {"name": "lb", "ansible.builtin.include_role": {"name": "wsfleet.fleet.{{ wsfleet_lb }}_lb"}},
+        ]},
+    ]
+    assert role_docs.example_plays("b", site) == [{"name": "App", "hosts": "app", "roles": ["wsfleet.fleet.a", "wsfleet.fleet.b"]}]
+    assert role_docs.example_plays("nginx_lb", site) == [
+        {"name": "App", "hosts": "app", "roles": ["wsfleet.fleet.a", "wsfleet.fleet.b"]},
+        {"name": "LB", "hosts": "lb", "roles": ["wsfleet.fleet.nginx_lb"]},
+    ]
+
+
 def _fake_collection(root: Path) -> Path:
     (root / "playbooks").mkdir(parents=True)
     (root / "playbooks/site.yml").write_text("- name: All\n  hosts: all\n  roles:\n    - role: wsfleet.fleet.demo\n")
