@@ -296,13 +296,14 @@ def test_a_hand_edit_a_setting_and_a_mode_are_repaired_by_the_next_run_and_the_r
     """On the converged host: a rendered file edited by hand (the app settings), a setting of a file the
     role only edits (supervisord's minfds, and a TCP control listener added), a rendered file's mode and
     owner (the launcher, the program file), the mode of supervisord's own config, the app user's shell,
-    and supervisor stopped and disabled at boot. The next run repairs each of them (changed); then a
+    the socket group deleted, and supervisor stopped and disabled at boot. The next run repairs each of them (changed); then a
     process and the metrics exporter stopped by hand are started by the next run; the run after
     reports changed=0, and asks supervisord to start nothing. The checks' one look at the host
     (wsfleet.fleet.host_state) is what tells the tasks after it what differs: none of these may go
     unseen."""
     root, config_dir = variables.get("echo_app_root", "/opt/wsfleet-echo"), variables.get("echo_app_config_dir", "/etc/wsfleet-echo")
     user = variables.get("echo_app_user", "wsfleet")
+    socket_group = variables.get("supervisord_socket_group", "wsfleet-sock")
     env, launcher, program = f"{config_dir}/app.env", f"{root}/bin/wsfleet-run", f"/etc/supervisor/conf.d/{cfg['name']}.conf"
     conf = "/etc/supervisor/supervisord.conf"
     files = (env, launcher, program)
@@ -311,12 +312,14 @@ def test_a_hand_edit_a_setting_and_a_mode_are_repaired_by_the_next_run_and_the_r
         return {path: (host.file(path).sha256sum, host.file(path).mode, host.file(path).user) for path in files}
 
     def daemon():
-        """supervisord's settings the role keeps, its config's mode, the app user's shell, supervisor at boot and now."""
+        """supervisord's settings the role keeps, its config's mode, the app user's shell, the socket group,
+        supervisor at boot and now."""
         return {
             "minfds": host.run(f"grep -E '^minfds' {conf}").stdout.strip(),
             "inet_http_server": host.run(f"grep -c '^\\[inet_http_server\\]' {conf}").stdout.strip(),
             "mode": oct(host.file(conf).mode),
             "shell": host.run(f"getent passwd {user}").stdout.strip().split(":")[-1],
+            "socket_group": host.run(f"getent group {socket_group}").rc == 0,
             "enabled": host.run("systemctl is-enabled supervisor").stdout.strip(),
             "active": host.run("systemctl is-active supervisor").stdout.strip(),
         }
@@ -324,19 +327,20 @@ def test_a_hand_edit_a_setting_and_a_mode_are_repaired_by_the_next_run_and_the_r
     before, before_daemon = state(), daemon()
     assert before_daemon["minfds"] and before_daemon["minfds"] != "minfds=1024", before_daemon
     assert before_daemon == {**before_daemon, "inet_http_server": "0", "mode": "0o644", "shell": "/usr/sbin/nologin",
-                             "enabled": "enabled", "active": "active"}, before_daemon
+                             "socket_group": True, "enabled": "enabled", "active": "active"}, before_daemon
     edit = host.run(f"echo 'WSFLEET_LOG_LEVEL=DEBUG' >> {env} && chmod 0777 {launcher} && chown nobody {program}"
                     f" && sed -i 's/^minfds.*/minfds=1024/' {conf} && printf '[inet_http_server]\\nport=127.0.0.1:9001\\n' >> {conf}"
-                    f" && chmod 0600 {conf} && usermod -s /bin/bash {user} && systemctl disable --now supervisor")
+                    f" && chmod 0600 {conf} && usermod -s /bin/bash {user} && groupdel {socket_group}"
+                    " && systemctl disable --now supervisor")
     assert edit.rc == 0, edit.stderr
     drifted, drifted_daemon = state(), daemon()
     assert all(drifted[path] != before[path] for path in files), drifted
     assert drifted_daemon == {"minfds": "minfds=1024", "inet_http_server": "1", "mode": "0o600", "shell": "/bin/bash",
-                              "enabled": "disabled", "active": "inactive"}, drifted_daemon
+                              "socket_group": False, "enabled": "disabled", "active": "inactive"}, drifted_daemon
     repaired = converge_again(host, RESOURCES / "converge_app.yml")
     assert repaired.returncode == 0, repaired.stdout[-4000:] + repaired.stderr[-2000:]
     assert state() == before and daemon() == before_daemon, (state(), daemon())
-    assert changed_count(repaired) >= 6, repaired.stdout[-4000:]
+    assert changed_count(repaired) >= 7, repaired.stdout[-4000:]
     # A process of the program and the metrics exporter stopped by hand, supervisord running: the
     # look finds them stopped, and the next run starts them (it asks supervisord only then).
     metrics, process = "wsfleet-echo-metrics", f"{cfg['name']}:{cfg['name']}_{cfg['numprocs'] - 1:02d}"
