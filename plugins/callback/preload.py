@@ -39,10 +39,16 @@ _PLUGINS = Path(__file__).resolve().parent.parent
 _COLLECTION = ".".join(__name__.split(".")[1:3]) if __name__.startswith("ansible_collections.") else "wsfleet.fleet"
 
 
+_preloaded: list[bool] = []  # once per process, whatever the number of plays (site.yml has three)
+
+
 def preload() -> None:
     """Loads, in this process, the built-in Jinja2 filter, test and lookup plugins, and this
-    collection's own; each loader keeps what it loaded (a second call costs nothing more). A plugin
-    that fails to load is left to the worker that uses it, which reports the error."""
+    collection's own, once; the loaders keep what they loaded. A plugin that fails to load is left to
+    the worker that uses it, which reports the error."""
+    if _preloaded:
+        return
+    _preloaded.append(True)
     for loader, kwargs in ((filter_loader, {}), (test_loader, {}), (lookup_loader, {"class_only": True})):
         try:
             for _plugin in loader.all(**kwargs):
