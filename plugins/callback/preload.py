@@ -19,8 +19,8 @@ description:
     C(ansible-playbook)'s own process when a play starts - the built-in filter, test and lookup
     plugins and this collection's own filter, test and lookup plugins - so every worker forked after
     that starts with them loaded. It changes no task and prints nothing.
-  - A re-run of C(site.yml) on 3 hosts with nothing to change used about a fifth less controller CPU
-    with it (C(docs/benchmarks.md), "The controller's plugins, loaded once").
+  - A re-run of C(site.yml) on 3 hosts with nothing to change used a tenth to a seventh less controller
+    CPU with it (C(docs/benchmarks.md), "The controller's plugins, loaded once").
 requirements:
   - Enabled in C(ansible.cfg) (C(callbacks_enabled = wsfleet.fleet.preload), with any others) or
     with C(ANSIBLE_CALLBACKS_ENABLED).
