@@ -53,7 +53,7 @@ ONCE_IN = {
     "foreign_wheels": ("app_custom-d13",),
     # the collection installed read-only from its tarball, on a controller with no package index.
     "installed_offline": ("app_unix-d13",),
-    # a hand-edited file, setting, mode and owner, an account's shell, a stopped service, processes
+    # a hand-edited file, setting, mode and owner, an account's shell, a deleted group, a stopped service, processes
     # stopped by hand, repaired by the next run, nothing changed by the one after: the files module's compare-and-repair and the checks'
     # one look at the host, which do not depend on the release.
     "drift": ("app_tcp-d12",),
