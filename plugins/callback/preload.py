@@ -29,6 +29,7 @@ notes:
     it would without this callback.
 """
 
+import functools
 from pathlib import Path
 
 from ansible.plugins.callback import CallbackBase
@@ -36,32 +37,26 @@ from ansible.plugins.loader import filter_loader, lookup_loader, test_loader
 
 # This collection's name and its plugin directories, from this file's place in it (plugins/callback/).
 _PLUGINS = Path(__file__).resolve().parent.parent
-_COLLECTION = ".".join(__name__.split(".")[1:3]) if __name__.startswith("ansible_collections.") else "wsfleet.fleet"
+_COLLECTION = ".".join(__name__.split(".")[1:3])  # ansible_collections.wsfleet.fleet.plugins.callback.preload
 
 
-_preloaded: list[bool] = []  # once per process, whatever the number of plays (site.yml has three)
+def _quietly(function, *args, **kwargs) -> None:
+    """Runs one load; a plugin that fails is left to the worker that uses it, which reports the error."""
+    try:
+        function(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - reported by the worker that uses the plugin
+        pass
 
 
+@functools.cache  # once per process, whatever the number of plays (site.yml has three)
 def preload() -> None:
-    """Loads, in this process, the built-in Jinja2 filter, test and lookup plugins, and this
-    collection's own, once; the loaders keep what they loaded. A plugin that fails to load is left to
-    the worker that uses it, which reports the error."""
-    if _preloaded:
-        return
-    _preloaded.append(True)
-    for loader, kwargs in ((filter_loader, {}), (test_loader, {}), (lookup_loader, {"class_only": True})):
-        try:
-            for _plugin in loader.all(**kwargs):
-                pass
-        except Exception:  # noqa: BLE001 - reported by the worker that uses the plugin
-            pass
+    """Loads, in this process, the built-in Jinja2 filter, test and lookup plugins (all() loads each
+    and the loader keeps them), then this collection's own."""
     for directory, loader, kwargs in (("filter", filter_loader, {}), ("test", test_loader, {}),
                                       ("lookup", lookup_loader, {"class_only": True})):
+        _quietly(list, loader.all(**kwargs))  # a generator: it loads as list() walks it, inside _quietly
         for path in sorted((_PLUGINS / directory).glob("[!_]*.py")):
-            try:
-                loader.get(f"{_COLLECTION}.{path.stem}", **kwargs)
-            except Exception:  # noqa: BLE001 - reported by the worker that uses the plugin
-                pass
+            _quietly(loader.get, f"{_COLLECTION}.{path.stem}", **kwargs)
 
 
 class CallbackModule(CallbackBase):

@@ -298,9 +298,9 @@ def test_a_hand_edit_a_setting_and_a_mode_are_repaired_by_the_next_run_and_the_r
     owner (the launcher, the program file), the mode of supervisord's own config, the app user's shell,
     the socket group deleted, and supervisor stopped and disabled at boot. The next run repairs each of
     them (changed); then a process and the metrics exporter stopped by hand are started by the next
-    run; the run after reports changed=0, and asks supervisord to start nothing. The checks' one look at the host
-    (wsfleet.fleet.host_state) is what tells the tasks after it what differs: none of these may go
-    unseen."""
+    run; the run after reports changed=0, and asks supervisord to start nothing. The checks' one look
+    at the host (wsfleet.fleet.host_state) is what tells the tasks after it what differs: none of these
+    may go unseen."""
     root, config_dir = variables.get("echo_app_root", "/opt/wsfleet-echo"), variables.get("echo_app_config_dir", "/etc/wsfleet-echo")
     user = variables.get("echo_app_user", "wsfleet")
     socket_group = variables.get("supervisord_socket_group", "wsfleet-sock")
