@@ -37,9 +37,12 @@ RELEASES = ["12", "13"]
 # releases: fleet (app hosts and each load balancer kind), bake (the app and each kind on a build
 # host) and lb_haproxy_tcp (the app and HAProxy, over SSH with become). The others start from the image with those packages installed (scripts/build-images.sh):
 # what they test starts after installation, and apt would only add minutes of CPU to each of them.
-INSTALL_FROM_NOTHING = {"fleet", "bake", "lb_haproxy_tcp"}
+INSTALL_FROM_NOTHING = {"fleet", "bake", "lb_haproxy_tcp", "user_path"}
+# Scenarios whose platforms name their releases themselves (user_path: app1 on Debian 12, the rest on
+# 13): one run, named after both releases.
+BOTH_RELEASES_IN_ONE = {"user_path"}
 # Roughly how long a run takes here (2 cores, 4 at once), to start the long ones first.
-WEIGHT = {"fleet": 1000, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
+WEIGHT = {"fleet": 1000, "user_path": 600, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
           "app_custom": 260, "app_unix": 220, "app_tcp": 220, "no_systemd": 200, "monitoring": 300, "default": 40}
 # Molecule's uncoloured action lines: "INFO     [fleet > converge] Executing" ... "Executed: Successful".
 ACTION = re.compile(r"^INFO\s+\[(\S+) > (\w+)\] (Executing|Executed: \w+)")
@@ -57,6 +60,8 @@ class Run:
 
     @property
     def name(self) -> str:
+        if self.scenario in BOTH_RELEASES_IN_ONE:
+            return f"{self.scenario}-d12+13"
         return f"{self.scenario}{'-' + self.lb if self.lb else ''}-d{self.debian}"
 
     def env(self) -> dict[str, str]:
@@ -75,7 +80,10 @@ def matrix(releases: list[str]) -> list[Run]:
     runs = []
     for scenario in scenarios:
         for debian in releases:
-            if scenario == "bake":
+            if scenario in BOTH_RELEASES_IN_ONE:
+                if debian == releases[-1]:
+                    runs.append(Run(scenario, debian))
+            elif scenario == "bake":
                 runs += [Run(scenario, debian, lb) for lb in ("nginx", "haproxy")]
             else:
                 runs.append(Run(scenario, debian))

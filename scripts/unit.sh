@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The unit tests (`make unit`, the unit phase of `make test`): no containers.
-#   app/: the echo app and the load client. Most of its time is waiting (its tests time shutdowns,
+#   roles/echo_app/files/app/: the echo app and the load client. Most of its time is waiting (its tests time shutdowns,
 #   pings and restarts: 28 CPU-seconds in 74 s in one process), so 4 pytest-xdist workers share the
 #   2 cores: 25 s here, every one of 4 runs passing.
 #   tests/: the roles, plugins and templates; most cases run ansible-playbook against this machine
@@ -11,5 +11,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/${VENV:-.venv}/bin:$PATH"
-python -m pytest app -q -n 4
+python -m pytest roles/echo_app/files/app -q -n 4
 python -m pytest tests -q -n auto

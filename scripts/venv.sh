@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Create or update the controller virtualenv from the pinned requirements. Re-runs are cheap: the
-# install is skipped while requirements.txt and app/pyproject.toml are unchanged.
+# install is skipped while requirements.txt and roles/echo_app/files/app/pyproject.toml are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${VENV:-.venv}
 python=${PYTHON:-python3}
 stamp=$venv/.wsfleet-installed
-want=$(cat requirements.txt app/pyproject.toml | sha256sum | cut -d' ' -f1)
+app=roles/echo_app/files/app
+# The app's path is in the stamp too: the editable install points at it.
+want=$( (cat requirements.txt "$app/pyproject.toml"; echo "$app") | sha256sum | cut -d' ' -f1)
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   exit 0
@@ -31,6 +33,6 @@ pip_install() {
 }
 pip_install --upgrade pip
 pip_install -r requirements.txt
-pip_install -e ./app
+pip_install -e "./$app"
 echo "$want" >"$stamp"
 echo "venv: $venv ready ($("$venv/bin/ansible" --version | head -n 1))"

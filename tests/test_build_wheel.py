@@ -77,3 +77,17 @@ def test_what_is_left_out_matches_the_cache_key():
     ignore = build_wheel._ignore("/src")
     assert ignore("/src", ["build", "dist", ".git", "pkg", "x.egg-info", "__pycache__"]) == {"build", "dist", ".git", "x.egg-info", "__pycache__"}
     assert ignore("/src/pkg", ["build", "dist", ".hidden", "mod.py"]) == {".hidden"}  # build/ below the top is code
+
+
+
+def test_a_process_that_may_not_write_the_source_builds_from_it(source: Path, tmp_path: Path):
+    """What the tests above cannot show as root, who writes anywhere: the build as a process that
+    file modes bind (root without the capabilities that bypass them, as an unprivileged controller
+    account is bound), so the copy it builds in must be writable although the source is not."""
+    before = snapshot(source)
+    dest = tmp_path / "cache" / "app" / "key"
+    built = subprocess.run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", sys.executable,
+                            ROOT / "roles/echo_app/files/build_wheel.py", source, dest], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert [p.name for p in dest.iterdir()][0].endswith(".whl")
+    assert snapshot(source) == before

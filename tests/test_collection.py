@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,18 @@ def test_every_role_variable_is_in_the_readme(role: str) -> None:
     defaults = yaml.safe_load((ROOT / "roles" / role / "defaults/main.yml").read_text()) or {}
     missing = [name for name in defaults if not name.startswith("__") and f"`{name}`" not in readme]
     assert not missing, f"README.md does not document {missing}"
+
+
+def test_the_tarball_ships_the_app_inside_the_echo_app_role_and_nothing_outside_the_collection_folders(tmp_path: Path) -> None:
+    """The echo_app role builds the bundled app from its own files/ (an installed collection may only
+    rely on meta, plugins, roles and playbooks); its tests and benchmarks stay out of the tarball."""
+    built = subprocess.run([Path(sys.executable).parent / "ansible-galaxy", "collection", "build", "--output-path", tmp_path, ROOT],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    with tarfile.open(next(tmp_path.glob("*.tar.gz"))) as tarball:
+        names = tarball.getnames()
+    app = "roles/echo_app/files/app"
+    assert {f"{app}/pyproject.toml", f"{app}/src/wsfleet_echo/server.py"} <= set(names)
+    assert not [n for n in names if n.startswith(("app/", f"{app}/tests", f"{app}/bench")) or n == "app" or ".egg-info" in n]
+    defaults = yaml.safe_load((ROOT / "roles/echo_app/vars/main.yml").read_text())
+    assert defaults["__echo_app_bundled_source"] == "{{ role_path }}/files/app"

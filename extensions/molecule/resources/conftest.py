@@ -51,8 +51,6 @@ ONCE_IN = {
     "app_code": ("app_custom-d12",),
     # another app's wheels in the shared controller cache change nothing (app_custom only).
     "foreign_wheels": ("app_custom-d13",),
-    # the collection installed read-only from its tarball, on a controller with no package index.
-    "installed_offline": ("app_unix-d13",),
     # a hand-edited file, setting, mode and owner, an account's shell, a deleted group, a stopped service, processes
     # stopped by hand, repaired by the next run, nothing changed by the one after: the files module's compare-and-repair and the checks'
     # one look at the host, which do not depend on the release.
@@ -64,7 +62,7 @@ ONCE_IN = {
 # (Ansible's variable precedence, the controller's wheel cache and collection path, the package
 # build), and the host's part of it (a converge) is what every run of every scenario does; drift's
 # repair is wsfleet.fleet.files comparing content, owner and mode (Python's os calls), whatever the release.
-ONE_RELEASE = {"play_vars", "app_code", "foreign_wheels", "installed_offline", "drift"}
+ONE_RELEASE = {"play_vars", "app_code", "foreign_wheels", "drift"}
 # The groups above that test what only one load balancer kind has (HAProxy's timeout tunnel).
 ONE_KIND = {"stuck_tunnel": "haproxy"}
 

@@ -237,60 +237,6 @@ def test_another_apps_wheels_in_the_shared_cache_change_nothing(host, cfg, varia
     assert {name: host.run(f"supervisorctl pid '{cfg['name']}:{name}'").stdout.strip() for name in pids} == pids
 
 
-def tree_snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): p.read_bytes().hex()[:64] + str(p.stat().st_size) if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
-
-
-@pytest.mark.once("installed_offline")
-def test_installed_read_only_collection_on_an_offline_controller(host, variables, tmp_path):
-    """How a user runs it: the collection installed from its tarball (read-only), a controller with no
-    package index at all (pip's only source is a wheelhouse given in echo_app_pip_download_args), and
-    a wheel cache of its own, so the app wheel is built and every dependency fetched again. The
-    result is byte-identical to what the scenario deployed (nothing changes on the host), and nothing
-    is written into the installed collection."""
-    if not variables.get("test_installed_collection"):
-        pytest.skip("app_unix runs the installed, read-only, offline case")
-    root = RESOURCES.parent.parent.parent
-    venv_bin = Path(sys.executable).parent
-    run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=600)
-    built = run([venv_bin / "ansible-galaxy", "collection", "build", "--output-path", tmp_path / "dist", root])
-    assert built.returncode == 0, built.stdout + built.stderr
-    tarball = next((tmp_path / "dist").glob("wsfleet-fleet-*.tar.gz"))
-    installed = run([venv_bin / "ansible-galaxy", "collection", "install", "--no-deps", "--force", "-p", tmp_path / "collections", tarball])
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    collection = tmp_path / "collections" / "ansible_collections" / "wsfleet" / "fleet"
-    for path in [collection, *collection.rglob("*")]:
-        path.chmod(path.stat().st_mode & ~0o222)
-    before = tree_snapshot(collection)
-    # The wheelhouse an offline controller is given: the build backend and the wheels the scenario used.
-    wheelhouse = tmp_path / "wheelhouse"
-    fetched = run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", wheelhouse, "setuptools>=68", "wheel"])
-    assert fetched.returncode == 0, fetched.stderr
-    for wheel in Path(os.path.expanduser("~/.cache/wsfleet/wheels")).glob("*/*/*.whl"):
-        shutil.copy(wheel, wheelhouse)
-    playbook = tmp_path / "play.yml"
-    playbook.write_text("- hosts: all\n  roles:\n    - wsfleet.fleet.echo_app\n    - wsfleet.fleet.supervisord\n")
-    extra = {"echo_app_wheel_cache": str(tmp_path / "cache"),
-             "echo_app_pip_download_args": ["--no-index", "--find-links", str(wheelhouse)]}
-    # No configuration of the project's (its ansible.cfg points into the clone): an empty one.
-    # (ansible-core refuses ANSIBLE_CONFIG=/dev/null: "Unsupported configuration file extension".)
-    config = tmp_path / "ansible.cfg"
-    config.write_text("[defaults]\n")
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "collections"), "ANSIBLE_CONFIG": str(config),
-           "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": "/dev/null", "ANSIBLE_PIPELINING": "true"}
-    result = run([venv_bin / "ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.host,
-                  "-e", json.dumps(extra), playbook], cwd=tmp_path, env=env)
-    try:
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-        assert changed_count(result) == 0, result.stdout[-4000:]
-        assert list((tmp_path / "cache" / "app").glob("*/*.whl")), "the app wheel was not built in the run's own cache"
-        assert tree_snapshot(collection) == before  # no build/, *.egg-info or anything else written
-    finally:
-        for path in [collection, *collection.rglob("*")]:
-            path.chmod(path.stat().st_mode | 0o200)
-
-
 @pytest.mark.once("drift")
 def test_a_hand_edit_a_setting_and_a_mode_are_repaired_by_the_next_run_and_the_run_after_changes_nothing(host, cfg, probe, variables):
     """On the converged host: a rendered file edited by hand (the app settings), a setting of a file the

@@ -11,7 +11,7 @@ waits until every connection has been pinged, then holds them H seconds with pin
 Sides: this checkout with pings off, this checkout with pings on, and with --baseline REV the app
 of a git revision with pings on (a throw-away worktree). Sides run interleaved, R rounds, in one run.
 
-    python app/bench/keepalive.py [--conns 3000] [--interval 1] [--hold 20] [--rounds 2] [--baseline REV] [--json]
+    python roles/echo_app/files/app/bench/keepalive.py [--conns 3000] [--interval 1] [--hold 20] [--rounds 2] [--baseline REV] [--json]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main() -> int:
         if args.baseline:
             worktree = f"{tmp}/baseline"
             subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", worktree, args.baseline], check=True, capture_output=True)
-            sides[f"pings at {args.baseline}"] = {**pings, "PYTHONPATH": f"{worktree}/app/src"}
+            sides[f"pings at {args.baseline}"] = {**pings, "PYTHONPATH": f"{worktree}/roles/echo_app/files/app/src"}
         try:
             results: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
             for round_no in range(args.rounds):

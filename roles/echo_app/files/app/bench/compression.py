@@ -9,7 +9,7 @@ the real websockets client (which offers permessage-deflate, like browsers):
     server: figures are ratios between configurations, not capacities).
 Configurations run interleaved, R rounds, in one run, so the ratios survive a noisy machine.
 
-    python app/bench/compression.py [--idle 1000] [--conns 50] [--seconds 5] [--rounds 2] [--json]
+    python roles/echo_app/files/app/bench/compression.py [--idle 1000] [--conns 50] [--seconds 5] [--rounds 2] [--json]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ CONFIGS = {
     "deflate+uvloop": {"WSFLEET_COMPRESSION": "deflate", "WSFLEET_UVLOOP": "true"},
     "none+asyncio": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "false"},
     # The other configurations run without keepalive pings; this one with the app's default (20 s),
-    # so the table shows what pinging costs each connection (app/bench/keepalive.py: in detail).
+    # so the table shows what pinging costs each connection (bench/keepalive.py: in detail).
     "none+uvloop+pings": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "true", "WSFLEET_PING_INTERVAL": "20"},
     # Prometheus metrics on (wsfleet_echo.metrics): a multiprocess directory of its own per run.
     "none+uvloop+metrics": {"WSFLEET_COMPRESSION": "none", "WSFLEET_UVLOOP": "true", "PROMETHEUS_MULTIPROC_DIR": ""},
