@@ -47,12 +47,13 @@ def readme_blocks() -> tuple[str, str]:
     return inventory.group(1), commands.group(1)
 
 
-def substitute(text: str, hosts: dict[str, dict]) -> str:
-    """The README's host names and backend addresses replaced by the containers' addresses."""
+def substitute(text: str, hosts: dict[str, dict], every: bool = True) -> str:
+    """The README's host names and backend addresses replaced by the containers' addresses (each one
+    must be in the inventory: a README that renamed them fails here, not silently elsewhere)."""
     for names in hosts.values():
         for key in ("readme_name", "readme_address"):
             if key in names:
-                assert names[key] in text, f"README.md no longer has {names[key]}: update the user_path scenario"
+                assert names[key] in text or not every, f"README.md no longer has {names[key]}: update the user_path scenario"
                 text = text.replace(names[key], names["address"])
     return text
 
@@ -102,7 +103,7 @@ def installed_tree() -> str:
 @pytest.fixture(scope="module")
 def fleet() -> dict[str, dict]:
     """Each host's README names and address, from molecule's inventory (the scenario's host_vars)."""
-    return {name: RUNNER.get_variables(name) for name in RUNNER.get_hosts("lb:app")}
+    return {name: RUNNER.get_variables(name) for name in RUNNER.get_hosts("lb") + RUNNER.get_hosts("app")}
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,7 @@ def controller(fleet):
         assert built.returncode == 0, built.stdout + built.stderr
         tarball = next((Path(scratch) / "dist").glob("wsfleet-fleet-*.tar.gz"))
         key = Path(next(iter(fleet.values()))["ansible_ssh_private_key_file"])
-        for source, dest in ((wheelhouse, WHEELHOUSE), (tarball, f"/tmp/{tarball.name}"), (key, f"{HOME}/id_ed25519")):
+        for source, dest in ((wheelhouse, WHEELHOUSE), (tarball, f"/srv/{tarball.name}"), (key, f"{HOME}/id_ed25519")):
             subprocess.run(["docker", "cp", source, f"{CONTROLLER}:{dest}"], check=True, capture_output=True)
         inventory, commands = readme_blocks()
         hosts = substitute(inventory, fleet)
@@ -159,11 +160,12 @@ def controller(fleet):
     assert done.returncode == 0, done.stdout + done.stderr
     assert on_controller("sudo -n true").returncode != 0, "the operator must not be able to become root on the controller"
     # Root installs the collection as the README's Install says, into a system directory, and
-    # makes it read-only.
-    done = on_controller(f"{HOME}/venv/bin/ansible-galaxy collection install -p {COLLECTIONS} /tmp/{tarball.name}"
+    # makes it read-only (a copy left by an earlier verify of the same containers goes first).
+    done = on_controller(f"rm -rf {COLLECTIONS}/ansible_collections/wsfleet"
+                         f" && {HOME}/venv/bin/ansible-galaxy collection install -p {COLLECTIONS} /srv/{tarball.name}"
                          f" && chmod -R a-w {COLLECTIONS}", user="root")
     assert done.returncode == 0, done.stdout + done.stderr
-    return substitute(commands, fleet)
+    return substitute(commands, fleet, every=False)
 
 
 def test_the_readme_path_converges_as_written_then_changes_nothing_and_answers(controller):
