@@ -245,6 +245,27 @@ def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, ext
     assert_stopped_without_change(result, *needles)
 
 
+# What a value written into a load balancer's config as it is could do: end the directive and start
+# another (a newline, a ';', a brace), open a quoted string, or comment out the rest of the line. Each
+# field refuses each of them by name, before any change (nginx -t and haproxy -c would accept most).
+INJECTIONS = {"newline": "x\n    return 200 pwned", "semicolon": "x; return 200 pwned", "brace": "x { return 200; }",
+              "quote": 'x" return "200', "hash": "x # return"}
+
+
+@pytest.mark.parametrize("kind", INJECTIONS)
+@pytest.mark.parametrize(
+    ("role", "field", "needle"),
+    [
+        ("nginx_lb", "nginx_lb_server_name", "nginx_lb_server_name must be host names separated by single spaces"),
+        ("nginx_lb", "nginx_lb_bind_address", "nginx_lb_bind_address must be empty (every address of the host) or one IPv4"),
+        ("haproxy_lb", "haproxy_lb_bind_address", "haproxy_lb_bind_address must be empty (every address of the host) or one IPv4"),
+    ],
+)
+def test_a_value_that_would_add_config_is_refused_before_any_change(tmp_path: Path, role: str, field: str, needle: str, kind: str) -> None:
+    result = run_role(tmp_path, role, json.dumps({field: INJECTIONS[kind]}))
+    assert_stopped_without_change(result, needle, json.dumps(INJECTIONS[kind])[1:-1])
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
