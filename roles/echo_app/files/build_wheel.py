@@ -48,7 +48,7 @@ def build(source: str, dest: str, pip_args: list[str]) -> None:
             shutil.copytree(source, tree, ignore=_ignore(source))
             # copytree keeps modes: from a read-only install the copy would be read-only too, and the
             # build could not write its *.egg-info and build/ into it.
-            for directory, _, _ in os.walk(tree):
+            for directory, _subdirs, _files in os.walk(tree):
                 os.chmod(directory, os.stat(directory).st_mode | stat.S_IWUSR)
             command = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps",
                        "--wheel-dir", out, *pip_args, tree]
