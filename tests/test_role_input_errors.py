@@ -190,6 +190,12 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("echo_app", "echo_app_group=daemon", ["echo_app_group=daemon is an existing account or group"]),
         ("echo_app", '{"echo_app_user_create": false, "echo_app_user": "wsfleet-nobody-here"}', ["echo_app_user_create is false", "must already exist"]),
         ("supervisord", "supervisord_program_user=root", ["supervisord_program_user 'root' has uid 0"]),
+        # Every account and group name has the form of one (INJECTIONS below tries each character on echo_app_group).
+        ("echo_app", '{"echo_app_user": "app user"}', ['echo_app_user must be a user or group name', '(got "app user")']),
+        ("supervisord", '{"supervisord_program_user": "nobody\\nuser=root"}', ["supervisord_program_user must be a user or group name"]),
+        ("supervisord", '{"supervisord_socket_group": "sock 0700"}', ["supervisord_socket_group must be a user or group name"]),
+        ("nginx_lb", '{"nginx_lb_socket_group": "www;"}', ["nginx_lb_socket_group must be a user or group name"]),
+        ("haproxy_lb", '{"haproxy_lb_socket_group": "sock\\n    user root"}', ["haproxy_lb_socket_group must be a user or group name"]),
         ("supervisord", "supervisord_socket_group=root", ["supervisord_socket_group=root is an existing group", "gid 0"]),
         ("supervisord", "supervisord_socket_group=daemon", ["supervisord_socket_group=daemon is an existing group", "primary group of: daemon"]),
         # Typos: refused under wsfleet_strict_variables, naming the closest variable (a warning without it: below).
@@ -259,6 +265,8 @@ INJECTIONS = {"newline": "x\n    return 200 pwned", "semicolon": "x; return 200 
         ("nginx_lb", "nginx_lb_server_name", "nginx_lb_server_name must be host names separated by single spaces"),
         ("nginx_lb", "nginx_lb_bind_address", "nginx_lb_bind_address must be empty (every address of the host) or one IPv4"),
         ("haproxy_lb", "haproxy_lb_bind_address", "haproxy_lb_bind_address must be empty (every address of the host) or one IPv4"),
+        # An account or group name: in tmpfiles.d lines, supervisord's user=, HAProxy's group (the other names: below).
+        ("echo_app", "echo_app_group", "echo_app_group must be a user or group name"),
     ],
 )
 def test_a_value_that_would_add_config_is_refused_before_any_change(tmp_path: Path, role: str, field: str, needle: str, kind: str) -> None:
