@@ -177,6 +177,12 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("supervisord", '{"supervisord_program_env": {"A": "1\\"\\n[program:evil]\\ncommand=/bin/sh\\nuser=root"}}',
          ["supervisord_program_env.A must not contain control characters"]),
         ("supervisord", '{"supervisord_program_command": "/bin/true\\nuser=root"}', ["supervisord_program_command must not contain control characters"]),
+        # What supervisord itself reads in a command: a comment, a quote it splits on, an expansion.
+        ("supervisord", '{"supervisord_program_command": "/bin/true ; user=root"}', ['supervisord_program_command ("/bin/true ; user=root") must not hold']),
+        ("supervisord", '{"supervisord_program_command": "/bin/true # x"}', ["supervisord_program_command", "drops the rest as a comment"]),
+        ("supervisord", '{"supervisord_program_command": "/bin/echo \\"x"}', ["supervisord_program_command", "a quote or a backslash"]),
+        ("supervisord", '{"supervisord_program_command": "/bin/echo 100%"}', ["supervisord_program_command", "%(process_num)02d"]),
+        ("echo_app", '{"echo_app_command": "wsfleet-echo\\nrm -rf /srv"}', ["echo_app_command must be one line"]),
         ("supervisord", '{"supervisord_bind_address": "0.0.0.0\\tx", "supervisord_listen": "tcp"}', ["supervisord_bind_address must not contain control characters"]),
         # Directories of the app: never a system one.
         ("echo_app", "echo_app_root=/usr/local", ["echo_app_root='/usr/local' is a system directory"]),
