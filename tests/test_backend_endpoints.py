@@ -81,6 +81,13 @@ def test_local_tcp_uses_loopback_for_wildcard_bind() -> None:
         ({"app": tcp(numprocs=0)}, "must be >= 1"),
         ({"app": {"supervisord_endpoint_settings": {"supervisord_numprocs": "2"}}}, "lacks supervisord_program_name"),
         ({}, "not in the inventory"),
+        # What goes into the load balancer's server line: one address or host name, nothing after it.
+        ({"app": {**tcp(), "wsfleet_backend_address": "10.0.0.5; return 200"}}, r"wsfleet_backend_address of 'app' is '10.0.0.5; return 200'"),
+        ({"app": {**tcp(), "wsfleet_backend_address": "10.0.0.5\n    server evil:80"}}, "must be one IPv4 or IPv6 address or a host name"),
+        ({"app": {**tcp(), "ansible_host": "app1 #"}}, "ansible_host of 'app' is 'app1 #'"),
+        ({"app": tcp(bind_address="10.0.0.5 backup")}, "supervisord_bind_address of 'app' is '10.0.0.5 backup'"),
+        ({"app": {**tcp(), "wsfleet_backend_address": '"10.0.0.5"'}}, "must be one IPv4 or IPv6 address"),
+        ({"app": {**tcp(), "wsfleet_backend_address": "{10.0.0.5}"}}, "must be one IPv4 or IPv6 address"),
     ],
 )
 def test_bad_settings_fail_with_a_message_naming_the_host(hostvars, message) -> None:

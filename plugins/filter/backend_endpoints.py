@@ -90,6 +90,7 @@ _value:
       type: bool
 """
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -104,6 +105,8 @@ _SETTINGS = ("supervisord_program_name", "supervisord_numprocs", "supervisord_li
              "supervisord_bind_address", "supervisord_port_base")
 _WILDCARDS = {"0.0.0.0", "::", "", "*"}
 _LOOPBACK = re.compile(r"^(127\.|::1$|localhost$)")
+# A host name as resolvers accept it (underscores too: /etc/hosts and docker names have them).
+_HOST_NAME = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?\Z")
 
 
 def _published(host: str, host_vars: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -153,6 +156,20 @@ def _numprocs(host: str, value: Any) -> int | str:
     return count
 
 
+def _checked(host: str, variable: str, value: str) -> str:
+    """The address as it goes into the load balancer's server line: one IP address or host name, or
+    a ';', a space or a newline in it would end the directive and start another."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOST_NAME.match(value):
+            raise AnsibleFilterError(
+                f"backend_endpoints: {variable} of {host!r} is {value!r}: it must be one IPv4 or IPv6 address or a host name "
+                "(letters, digits, '-', '_' and '.'), as it goes into the load balancer's server list"
+            ) from None
+    return value
+
+
 def _remote_address(host: str, host_vars: Mapping[str, Any], bind: str) -> str:
     if bind not in _WILDCARDS:
         if _LOOPBACK.match(bind):
@@ -160,15 +177,15 @@ def _remote_address(host: str, host_vars: Mapping[str, Any], bind: str) -> str:
                 f"backend_endpoints: app host {host!r} binds its processes to {bind}, which the load balancer "
                 "on another host cannot reach; set supervisord_bind_address to 0.0.0.0 or an address of the host"
             )
-        return bind
-    for candidate in (
-        host_vars.get("wsfleet_backend_address"),
-        host_vars.get("ansible_host"),
-        ((host_vars.get("ansible_facts") or {}).get("default_ipv4") or {}).get("address"),
+        return _checked(host, "supervisord_bind_address", bind)
+    for variable, candidate in (
+        ("wsfleet_backend_address", host_vars.get("wsfleet_backend_address")),
+        ("ansible_host", host_vars.get("ansible_host")),
+        ("the default IPv4 address", ((host_vars.get("ansible_facts") or {}).get("default_ipv4") or {}).get("address")),
     ):
         if candidate:
-            return str(candidate)
-    return host
+            return _checked(host, variable, str(candidate))
+    return _checked(host, "the inventory name", host)
 
 
 def _endpoint(name: str, host: str, process: str | None, unix: str | None, address: str | None, port: int | None) -> dict[str, Any]:
