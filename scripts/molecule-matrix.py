@@ -37,7 +37,7 @@ RELEASES = ["12", "13"]
 # releases: fleet (app hosts and each load balancer kind), bake (the app and each kind on a build
 # host) and lb_haproxy_tcp (the app and HAProxy, over SSH with become). The others start from the image with those packages installed (scripts/build-images.sh):
 # what they test starts after installation, and apt would only add minutes of CPU to each of them.
-INSTALL_FROM_NOTHING = {"fleet", "bake", "lb_haproxy_tcp", "user_path"}
+INSTALL_FROM_NOTHING = {"fleet", "bake", "lb_haproxy_tcp"}
 # Scenarios whose platforms name their releases themselves (user_path: app1 on Debian 12, the rest on
 # 13): one run, named after both releases.
 BOTH_RELEASES_IN_ONE = {"user_path"}

@@ -36,10 +36,10 @@ def test_runs_have_their_own_names_working_directories_and_networks():
     assert len(nets) == len(set(nets)) == 4, nets
 
 
-def test_only_fleet_bake_and_the_ssh_scenarios_install_from_the_bare_image():
+def test_only_fleet_bake_and_the_ssh_scenario_install_from_the_bare_image():
     for run in matrix_module.matrix(["12", "13"]):
         bare = run.env().get("WSFLEET_IMAGE_VARIANT", "") == ""
-        assert bare == (run.scenario in ("fleet", "bake", "lb_haproxy_tcp", "user_path")), run.name
+        assert bare == (run.scenario in ("fleet", "bake", "lb_haproxy_tcp")), run.name
 
 
 def test_stage_lines_are_recognised():
