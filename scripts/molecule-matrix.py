@@ -51,6 +51,12 @@ WEIGHT = {"fleet": 1000, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_ha
 OLDEST_RUN = ("app_unix", "12")
 OLDEST_CORE = "2.19"
 OLDEST_VENV = ROOT / ".venv-core2.19"
+# Every other run's molecule, ansible-playbook and pytest: the controller venv (scripts/venv.sh), first on
+# PATH whether or not the caller put it there (`make molecule` does; a direct call of this script may not).
+CONTROLLER_VENV = ROOT / os.environ.get("VENV", ".venv")
+# Its ansible-core release (X.Y), as requirements.txt pins it: each run tells its verify stage which release
+# it is on (WSFLEET_ANSIBLE_CORE), and resources/tests checks that the release it ran is that one.
+CONTROLLER_CORE = re.search(r"^ansible-core==(\d+\.\d+)\.", (ROOT / "requirements.txt").read_text(), re.M).group(1)
 # Molecule's uncoloured action lines: "INFO     [fleet > converge] Executing" ... "Executed: Successful".
 ACTION = re.compile(r"^INFO\s+\[(\S+) > (\w+)\] (Executing|Executed: \w+)")
 
@@ -75,11 +81,12 @@ class Run:
                    ANSIBLE_FORCE_COLOR="0", MOLECULE_EPHEMERAL_DIRECTORY=str(OUT / "work" / self.name))
         # Set either way: a variant left in the caller's environment never reaches a bare run.
         env["WSFLEET_IMAGE_VARIANT"] = "" if self.scenario in INSTALL_FROM_NOTHING else "-pkgs"
+        venv = OLDEST_VENV if self.core else CONTROLLER_VENV
+        env.update(PATH=f"{venv / 'bin'}:{env.get('PATH', '')}", VIRTUAL_ENV=str(venv),
+                   WSFLEET_ANSIBLE_CORE=self.core or CONTROLLER_CORE)
         if self.core:
-            # That release's molecule, ansible-playbook and pytest first on PATH; its own container names,
-            # so it can run beside the same scenario on the controller's release.
-            env.update(PATH=f"{OLDEST_VENV / 'bin'}:{env.get('PATH', '')}", VIRTUAL_ENV=str(OLDEST_VENV),
-                       WSFLEET_NAME_SUFFIX=env.get("WSFLEET_NAME_SUFFIX", "") + "-core" + self.core.replace(".", ""))
+            # Its own container names, so it can run beside the same scenario on the controller's release.
+            env["WSFLEET_NAME_SUFFIX"] = env.get("WSFLEET_NAME_SUFFIX", "") + "-core" + self.core.replace(".", "")
         if self.scenario == "bake":
             # 172.31.<n>.0/24, one per run of the bake: nginx d12 = 212, haproxy d12 = 112, ...
             env.update(WSFLEET_BAKE_LB=self.lb, WSFLEET_BAKE_NET=f"172.31.{(2 if self.lb == 'nginx' else 1)}{self.debian}")

@@ -111,8 +111,11 @@ def test_one_run_uses_the_oldest_supported_ansible_core_with_containers_of_its_o
     twin = next(r for r in runs if (r.scenario, r.debian, r.core) == ("app_unix", "12", None))
     env, twin_env = oldest[0].env(), twin.env()
     assert env["PATH"].split(":")[0] == str(ROOT / ".venv-core2.19" / "bin")
-    assert twin_env["PATH"] == env["PATH"].split(":", 1)[1]
+    assert twin_env["PATH"].split(":")[0] == str(ROOT / ".venv" / "bin")
+    assert env["PATH"].split(":", 1)[1] == twin_env["PATH"].split(":", 1)[1]
     assert (twin_env["WSFLEET_NAME_SUFFIX"], env["WSFLEET_NAME_SUFFIX"]) == ("-tc", "-tc-core219")
+    # What the verify stage checks the converge ran (resources/tests: the release of ansible-playbook).
+    assert (twin_env["WSFLEET_ANSIBLE_CORE"], env["WSFLEET_ANSIBLE_CORE"]) == ("2.21", "2.19")
     # The venv holds that release, and runtime.yml's lower bound is that release.
     pins = (ROOT / "requirements-2.19.in").read_text()
     assert re.search(r"^ansible-core==2\.19\.\d+$", pins, re.M), pins

@@ -62,6 +62,18 @@ def wait_running(host, cfg, name, timeout=30):
     raise AssertionError(f"{name} not RUNNING within {timeout} s\n{service_log(host)}")
 
 
+def test_the_controller_ran_the_ansible_core_release_of_this_run():
+    """scripts/molecule-matrix.py names each run's ansible-core release (WSFLEET_ANSIBLE_CORE: the controller
+    venv's, or 2.19 in the run named ...-core2.19): the converge ran that release, from this pytest's venv."""
+    want = os.environ.get("WSFLEET_ANSIBLE_CORE")
+    if not want:
+        pytest.skip("run outside scripts/molecule-matrix.py, which names the release")
+    from ansible.release import __version__
+
+    assert __version__.split(".")[:2] == want.split("."), (__version__, want)
+    assert Path(shutil.which("ansible-playbook")).parent == Path(sys.executable).parent, (shutil.which("ansible-playbook"), sys.executable)
+
+
 def test_supervisor_service_enabled_and_running(host):
     service = host.service("supervisor")
     assert service.is_running, service_log(host)
