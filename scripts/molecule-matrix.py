@@ -47,7 +47,7 @@ INSTALL_FROM_NOTHING = {"fleet", "bake", "lb_haproxy_tcp"}
 WEIGHT = {"fleet": 1000, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
           "app_custom": 260, "app_unix": 220, "app_tcp": 220, "no_systemd": 200, "monitoring": 300, "default": 40}
 # The run on the oldest supported ansible-core: app_unix converges the app roles for real and its verify
-# tests what they did, in about the time of `default` plus a converge (site.yml's scenarios cost more).
+# tests what they did, at less cost than the scenarios that converge site.yml (WEIGHT).
 OLDEST_RUN = ("app_unix", "12")
 OLDEST_CORE = "2.19"
 OLDEST_VENV = ROOT / ".venv-core2.19"
