@@ -49,12 +49,8 @@ bench-provision: venv engine ## Wall time of site.yml on 3 containers: fresh con
 	scripts/build-images.sh bookworm
 	python bench/provision/run.py $(BENCH_PROVISION_ARGS)
 
-lock: ## Re-lock requirements.txt from requirements.in in a scratch virtualenv
-	rm -rf .lock-venv && python3 -m venv .lock-venv
-	.lock-venv/bin/pip install -q -r requirements.in
-	{ echo "# Full lock of requirements.in (make lock). Controller Python 3.11."; \
-	  .lock-venv/bin/pip freeze --exclude-editable; } > requirements.txt
-	rm -rf .lock-venv
+lock: ## Re-lock requirements.txt (Python 3.13) and requirements-2.19.txt (Python 3.11) from their .in files
+	@scripts/lock.sh
 
 clean: ## Remove build outputs (keeps the venv and the images)
 	rm -rf build .pytest_cache

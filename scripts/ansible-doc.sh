@@ -22,6 +22,9 @@ check() {
   shift
   [ $# -gt 0 ] || return 0
   ansible-doc -t "$type" "${@/#/$collection.}" >"$out" 2>"$err" || rc=$?
+  # ansible-core 2.21's `ansible-doc -t role` warns about its own internal collection (ansible._protomatter
+  # has no MANIFEST.json), whatever collection is asked for: not about this one, so not a failure.
+  sed -i "/^\[WARNING\]: Collection at '[^']*\/ansible_collections\/ansible\/_protomatter' does not have a MANIFEST.json file/d" "$err"
   if [ "$rc" -ne 0 ] || [ -s "$err" ]; then
     echo "ansible-doc -t $type: exit $rc" >&2
     cat "$err" >&2

@@ -10,6 +10,11 @@ fleet scenario has one load balancer of each kind), and each run gets its own mo
 container names and its own docker network, so runs never share a container or an address. They do
 share the controller's wheel cache (keyed by content; identical bytes when two runs fill it).
 
+One more run, named SCENARIO-dRELEASE-core2.19, runs OLDEST_RUN's scenario with the oldest supported
+ansible-core (2.19 on Python 3.11, from the virtualenv .venv-core2.19 that scripts/venv.sh makes from
+requirements-2.19.txt) instead of the controller's: the whole sequence, converge to verify, on the oldest
+release meta/runtime.yml accepts.
+
 Runs start longest first, --jobs at a time (WSFLEET_MOLECULE_JOBS, default 4): most of a run is spent
 waiting (containers booting, idle-connection probes, health checks), so overlapping runs uses the
 2 cores that one run leaves idle. Every run's output goes to .harness/molecule/RUN.log; a failed
@@ -44,6 +49,17 @@ BOTH_RELEASES_IN_ONE = {"user_path"}
 # Roughly how long a run takes here (2 cores, 4 at once), to start the long ones first.
 WEIGHT = {"fleet": 1000, "user_path": 600, "bake": 500, "lb_nginx": 330, "lb_haproxy": 300, "lb_haproxy_tcp": 300,
           "app_custom": 260, "app_unix": 220, "app_tcp": 220, "no_systemd": 200, "monitoring": 300, "default": 40}
+# The run on the oldest supported ansible-core: app_unix converges the app roles for real and its verify
+# tests what they did, at less cost than the scenarios that converge site.yml (WEIGHT).
+OLDEST_RUN = ("app_unix", "12")
+OLDEST_CORE = "2.19"
+OLDEST_VENV = ROOT / ".venv-core2.19"
+# Every other run's molecule, ansible-playbook and pytest: the controller venv (scripts/venv.sh), first on
+# PATH whether or not the caller put it there (`make molecule` does; a direct call of this script may not).
+CONTROLLER_VENV = ROOT / os.environ.get("VENV", ".venv")
+# Its ansible-core release (X.Y), as requirements.txt pins it: each run tells its verify stage which release
+# it is on (WSFLEET_ANSIBLE_CORE), and resources/tests checks that the release it ran is that one.
+CONTROLLER_CORE = re.search(r"^ansible-core==(\d+\.\d+)\.", (ROOT / "requirements.txt").read_text(), re.M).group(1)
 # Molecule's uncoloured action lines: "INFO     [fleet > converge] Executing" ... "Executed: Successful".
 ACTION = re.compile(r"^INFO\s+\[(\S+) > (\w+)\] (Executing|Executed: \w+)")
 
@@ -53,6 +69,7 @@ class Run:
     scenario: str
     debian: str
     lb: str | None = None  # the load balancer kind of the fleet and bake scenarios
+    core: str | None = None  # an older ansible-core than the controller venv's (OLDEST_CORE), from OLDEST_VENV
     stages: dict[str, float] = field(default_factory=dict)
     result: str = "not run"
     seconds: float = 0.0
@@ -62,13 +79,19 @@ class Run:
     def name(self) -> str:
         if self.scenario in BOTH_RELEASES_IN_ONE:
             return f"{self.scenario}-d12+13"
-        return f"{self.scenario}{'-' + self.lb if self.lb else ''}-d{self.debian}"
+        return f"{self.scenario}{'-' + self.lb if self.lb else ''}-d{self.debian}{'-core' + self.core if self.core else ''}"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ, WSFLEET_DEBIAN=self.debian, NO_COLOR="1", ANSIBLE_NOCOLOR="1", PY_COLORS="0",
                    ANSIBLE_FORCE_COLOR="0", MOLECULE_EPHEMERAL_DIRECTORY=str(OUT / "work" / self.name))
         # Set either way: a variant left in the caller's environment never reaches a bare run.
         env["WSFLEET_IMAGE_VARIANT"] = "" if self.scenario in INSTALL_FROM_NOTHING else "-pkgs"
+        venv = OLDEST_VENV if self.core else CONTROLLER_VENV
+        env.update(PATH=f"{venv / 'bin'}:{env.get('PATH', '')}", VIRTUAL_ENV=str(venv),
+                   WSFLEET_ANSIBLE_CORE=self.core or CONTROLLER_CORE)
+        if self.core:
+            # Its own container names, so it can run beside the same scenario on the controller's release.
+            env["WSFLEET_NAME_SUFFIX"] = env.get("WSFLEET_NAME_SUFFIX", "") + "-core" + self.core.replace(".", "")
         if self.scenario == "bake":
             # 172.31.<n>.0/24, one per run of the bake: nginx d12 = 212, haproxy d12 = 112, ...
             env.update(WSFLEET_BAKE_LB=self.lb, WSFLEET_BAKE_NET=f"172.31.{(2 if self.lb == 'nginx' else 1)}{self.debian}")
@@ -87,6 +110,8 @@ def matrix(releases: list[str]) -> list[Run]:
                 runs += [Run(scenario, debian, lb) for lb in ("nginx", "haproxy")]
             else:
                 runs.append(Run(scenario, debian))
+            if (scenario, debian) == OLDEST_RUN:
+                runs.append(Run(scenario, debian, core=OLDEST_CORE))
     return sorted(runs, key=lambda r: -WEIGHT.get(r.scenario, 300))
 
 
@@ -180,6 +205,12 @@ def main() -> int:
         print("\n".join(r.name for r in runs))
         return 0
     JOBS = max(1, args.jobs)
+    if any(r.core for r in runs):
+        # Made once and kept while requirements-2.19.txt is unchanged (scripts/venv.sh's stamp).
+        env = dict(os.environ, VENV=OLDEST_VENV.name, WSFLEET_VENV_PYTHON="3.11", WSFLEET_VENV_APP="no",
+                   WSFLEET_VENV_REQUIREMENTS=f"requirements-{OLDEST_CORE}.txt")
+        env.pop("PYTHON", None)  # the controller's interpreter override is not this venv's
+        subprocess.run([ROOT / "scripts" / "venv.sh"], cwd=ROOT, env=env, check=True)
     (OUT / "work").mkdir(parents=True, exist_ok=True)
     lock = threading.Lock()
     queue = list(enumerate(runs))

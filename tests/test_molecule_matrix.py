@@ -103,3 +103,26 @@ def test_every_run_mode_keeps_what_one_kind_has_to_the_scenarios_with_that_kind(
     monkeypatch.setenv("WSFLEET_DEBIAN", "12")
     assert conftest.runs_here("app_change") is True  # lb_nginx-d12 is named
     assert conftest.runs_here("tls_off") is False  # lb_nginx-d13 is
+
+
+def test_one_run_uses_the_oldest_supported_ansible_core_with_containers_of_its_own(monkeypatch):
+    """The oldest release meta/runtime.yml accepts gets a whole molecule run: one, named for that release,
+    from its own virtualenv (first on PATH), its containers apart from the same scenario's main run."""
+    monkeypatch.setenv("WSFLEET_NAME_SUFFIX", "-tc")
+    runs = matrix_module.matrix(["12", "13"])
+    oldest = [r for r in runs if r.core]
+    assert [r.name for r in oldest] == ["app_unix-d12-core2.19"]
+    twin = next(r for r in runs if (r.scenario, r.debian, r.core) == ("app_unix", "12", None))
+    env, twin_env = oldest[0].env(), twin.env()
+    assert env["PATH"].split(":")[0] == str(ROOT / ".venv-core2.19" / "bin")
+    assert twin_env["PATH"].split(":")[0] == str(ROOT / ".venv" / "bin")
+    assert env["PATH"].split(":", 1)[1] == twin_env["PATH"].split(":", 1)[1]
+    assert (twin_env["WSFLEET_NAME_SUFFIX"], env["WSFLEET_NAME_SUFFIX"]) == ("-tc", "-tc-core219")
+    # What the verify stage checks the converge ran (resources/tests: the release of ansible-playbook).
+    assert (twin_env["WSFLEET_ANSIBLE_CORE"], env["WSFLEET_ANSIBLE_CORE"]) == ("2.21", "2.19")
+    # The venv holds that release, and runtime.yml's lower bound is that release.
+    pins = (ROOT / "requirements-2.19.in").read_text()
+    assert re.search(r"^ansible-core==2\.19\.\d+$", pins, re.M), pins
+    assert 'requires_ansible: ">=2.19.0"' in (ROOT / "meta" / "runtime.yml").read_text()
+    # Without Debian 12 in the matrix there is no such run (its release is 12).
+    assert not [r for r in matrix_module.matrix(["13"]) if r.core]

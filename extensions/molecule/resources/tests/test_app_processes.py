@@ -8,6 +8,7 @@ the scenario's inventory. Also runs as
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
 import os
 import re
@@ -60,6 +61,17 @@ def wait_running(host, cfg, name, timeout=30):
             return time.monotonic()
         time.sleep(0.25)
     raise AssertionError(f"{name} not RUNNING within {timeout} s\n{service_log(host)}")
+
+
+def test_the_controller_ran_the_ansible_core_release_of_this_run():
+    """scripts/molecule-matrix.py names each run's ansible-core release (WSFLEET_ANSIBLE_CORE: the controller
+    venv's, or 2.19 in the run named ...-core2.19): the converge ran that release, from this pytest's venv."""
+    want = os.environ.get("WSFLEET_ANSIBLE_CORE")
+    if not want:
+        pytest.skip("run outside scripts/molecule-matrix.py, which names the release")
+    version = importlib.metadata.version("ansible-core")
+    assert version.split(".")[:2] == want.split("."), (version, want)
+    assert Path(shutil.which("ansible-playbook")).parent == Path(sys.executable).parent, (shutil.which("ansible-playbook"), sys.executable)
 
 
 def test_supervisor_service_enabled_and_running(host):
