@@ -20,7 +20,7 @@ from local_play import ANSIBLE_PLAYBOOK, SCRATCH, ansible_env
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_role(tmp_path: Path, role: str, *extra: str) -> subprocess.CompletedProcess:
+def run_role(tmp_path: Path, role: str, *extra: str, os: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # A load balancer role reads what the app hosts published (this machine is both): the echo_app and
     # supervisord roles publish it in their checks, as site.yml's first play does.
     publish = ("  pre_tasks:\n    - ansible.builtin.include_role: {name: wsfleet.fleet.echo_app, tasks_from: publish.yml}\n"
@@ -31,6 +31,7 @@ def run_role(tmp_path: Path, role: str, *extra: str) -> subprocess.CompletedProc
         f"- hosts: all\n  connection: local\n  gather_facts: true\n  gather_subset: [min, hardware]\n{publish}"
         f"  roles:\n    - role: wsfleet.fleet.{role}\n",
         *extra,
+        os=os,
     )
 
 
@@ -83,13 +84,26 @@ def gathered_facts() -> Path:
     return where / "cache"
 
 
-def run_playbook(tmp_path: Path, text: str, *extra: str) -> subprocess.CompletedProcess:
+def claim_os(facts: Path, os: dict[str, str]) -> None:
+    """Makes this machine's cached facts say it runs another system (os: distribution, os_family,
+    ...): what the checks read of a host that runs it."""
+    for path in facts.iterdir():
+        cached = json.loads(path.read_text())
+        payload = json.loads(cached["__payload__"])
+        payload.update({f"ansible_{name}": value for name, value in os.items()})
+        cached["__payload__"] = json.dumps(payload)
+        path.write_text(json.dumps(cached))
+
+
+def run_playbook(tmp_path: Path, text: str, *extra: str, os: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     playbook = tmp_path / "play.yml"
     playbook.write_text(text)
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(INVENTORY)
     facts = tmp_path / "facts"  # the run's own copy: what the roles publish there stays in this case
     shutil.copytree(gathered_facts(), facts, dirs_exist_ok=True)
+    if os:
+        claim_os(facts, os)
     args = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook)]
     for value in extra:
         args += [value] if value.startswith("--") else ["-e", value]
@@ -388,3 +402,43 @@ def test_no_typo_is_reported_when_there_is_none(tmp_path: Path) -> None:
     assert "is not a variable of this role" not in output, output[-3000:]
     assert result.changed_paths == [], result.changed_paths
 
+
+UBUNTU = {"os_family": "Debian", "distribution": "Ubuntu", "distribution_version": "24.04", "distribution_major_version": "24"}
+ROCKY = {"os_family": "RedHat", "distribution": "Rocky", "distribution_version": "9.4", "distribution_major_version": "9"}
+PREFLIGHT = "- ansible.builtin.import_playbook: wsfleet.fleet.preflight\n"
+
+
+def debian(version: str) -> dict[str, str]:
+    return {"os_family": "Debian", "distribution": "Debian", "distribution_version": f"{version}.1", "distribution_major_version": version}
+
+
+@pytest.mark.parametrize("entry", ["preflight", "supervisord", "nginx_lb"])
+def test_an_operating_system_the_roles_are_not_tested_on_is_refused(tmp_path: Path, entry: str) -> None:
+    """A Debian derivative the roles were never run on (its facts say Ubuntu 24.04): refused before any
+    change, through site.yml's first play and through a role used alone, naming the host, what it
+    runs, what the roles are tested on and the opt-in. Before, the run went on into apt."""
+    result = (run_playbook(tmp_path, PREFLIGHT, *PASSES_HERE, os=UBUNTU) if entry == "preflight"
+              else run_role(tmp_path, entry, *PASSES_HERE, os=UBUNTU))
+    assert_stopped_without_change(result, "localhost runs Ubuntu 24.04 (os_family Debian): the wsfleet roles are tested on Debian 12 and 13 only",
+                                  "Set wsfleet_allow_untested_os: true to run them on this Debian-family system anyway (with a warning).")
+
+
+def test_another_family_is_refused_even_with_the_opt_in(tmp_path: Path) -> None:
+    result = run_playbook(tmp_path, PREFLIGHT, *PASSES_HERE, "wsfleet_allow_untested_os=true", os=ROCKY)
+    assert_stopped_without_change(result, "localhost runs Rocky 9.4 (os_family RedHat): the wsfleet roles are tested on Debian 12 and 13 only",
+                                  "wsfleet_allow_untested_os cannot let it through: the roles install and look up packages with apt and dpkg")
+
+
+@pytest.mark.parametrize(("os", "opt_in", "warned"), [(UBUNTU, True, True), (debian("12"), False, False), (debian("13"), False, False)],
+                         ids=["ubuntu-opted-in", "debian12", "debian13"])
+def test_a_tested_system_or_an_opted_in_derivative_passes_the_preflight(tmp_path: Path, os: dict[str, str], opt_in: bool, warned: bool) -> None:
+    """The whole preflight passes (changing nothing); an opted-in derivative with a warning that says
+    what it runs and why the run goes on, a tested Debian without one."""
+    result = run_playbook(tmp_path, PREFLIGHT, *PASSES_HERE, *(["wsfleet_allow_untested_os=true"] if opt_in else []), os=os)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 0 and "PLAY RECAP" in output, output[-3000:]
+    warning = ("[WARNING]: localhost runs Ubuntu 24.04 (os_family Debian), not Debian 12 and 13, which the wsfleet roles are tested on: "
+               "going on because wsfleet_allow_untested_os is true.")
+    assert (warning in output) is warned, output[-3000:]
+    assert "which the wsfleet roles are tested on" not in output or warned, output[-3000:]
+    assert result.changed_paths == [], result.changed_paths
