@@ -12,6 +12,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
+# The names, paths and ports a test's run of the roles on this machine uses instead of the roles'
+# defaults: this machine may hold a deployment (`make deploy`) with those defaults, whose socket
+# directory, accounts and ports the checks would rightly refuse to take over. Nothing here exists
+# on a machine the tests have not touched; the program runs as an account every machine has (echo_app
+# would create echo_app_user, and a run that stops in its checks creates nothing).
+SCRATCH = {
+    "echo_app_user": "wsfleet-unit",
+    "echo_app_group": "wsfleet-unit",
+    "echo_app_root": "/opt/wsfleet-unit-test",
+    "echo_app_config_dir": "/etc/wsfleet-unit-test",
+    "echo_app_metrics_port": 19410,
+    "supervisord_program_name": "echo_unit",
+    "supervisord_program_user": "nobody",
+    "supervisord_socket_dir": "/run/wsfleet-unit-test",
+    "supervisord_socket_group": "wsfleet-unit-sock",
+    "supervisord_port_base": 18000,
+    "wsfleet_lb_port": 18080,
+    "nginx_lb_stub_status_port": 18081,
+    "nginx_lb_exporter_port": 19113,
+    "haproxy_lb_stats_port": 18404,
+}
+
 
 def ansible_env(**more: str) -> dict[str, str]:
     """The environment of a test's ansible-playbook: the repository's ansible.cfg, no colour, and this

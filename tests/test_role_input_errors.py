@@ -15,12 +15,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from local_play import ANSIBLE_PLAYBOOK, ansible_env
+from local_play import ANSIBLE_PLAYBOOK, SCRATCH, ansible_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_role(tmp_path: Path, role: str, *extra: str) -> subprocess.CompletedProcess:
+def run_role(tmp_path: Path, role: str, *extra: str, os: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # A load balancer role reads what the app hosts published (this machine is both): the echo_app and
     # supervisord roles publish it in their checks, as site.yml's first play does.
     publish = ("  pre_tasks:\n    - ansible.builtin.include_role: {name: wsfleet.fleet.echo_app, tasks_from: publish.yml}\n"
@@ -31,14 +31,17 @@ def run_role(tmp_path: Path, role: str, *extra: str) -> subprocess.CompletedProc
         f"- hosts: all\n  connection: local\n  gather_facts: true\n  gather_subset: [min, hardware]\n{publish}"
         f"  roles:\n    - role: wsfleet.fleet.{role}\n",
         *extra,
+        os=os,
     )
 
 
 # What the roles write on a host, and the accounts they make: a run that stops in its checks leaves
-# every one of them as it was (this machine may hold a deployment of its own: `make deploy`).
+# every one of them as it was, the defaults' (this machine may hold a deployment of its own: `make
+# deploy`) and the tests' scratch paths (local_play.SCRATCH) alike.
 OWNED = ["/etc/supervisor", "/etc/nginx", "/etc/haproxy", "/etc/wsfleet-echo", "/opt/wsfleet-echo", "/etc/wsfleet-instance",
          "/etc/default/wsfleet-instance", "/etc/tmpfiles.d", "/etc/systemd/system", "/usr/local/sbin/wsfleet-instance", "/run/wsfleet",
-         "/run/wsfleet-echo-metrics", "/etc/default/prometheus-nginx-exporter"]
+         "/run/wsfleet-echo-metrics", "/etc/default/prometheus-nginx-exporter",
+         SCRATCH["echo_app_root"], SCRATCH["echo_app_config_dir"], SCRATCH["supervisord_socket_dir"]]
 
 
 def snapshot(*roots: Path | str) -> dict[str, tuple]:
@@ -58,7 +61,9 @@ def snapshot(*roots: Path | str) -> dict[str, tuple]:
     return found
 
 
-INVENTORY = ("all:\n  hosts: {localhost: {ansible_connection: local}}\n"
+# This machine in both groups, with the scratch names, paths and ports (local_play.SCRATCH) as the
+# inventory's: a case's -e value and a role parameter still win over them.
+INVENTORY = ("all:\n  vars: " + json.dumps(SCRATCH) + "\n  hosts: {localhost: {ansible_connection: local}}\n"
              "  children:\n    lb: {hosts: {localhost: }}\n    app: {hosts: {localhost: }}\n")
 
 
@@ -79,13 +84,26 @@ def gathered_facts() -> Path:
     return where / "cache"
 
 
-def run_playbook(tmp_path: Path, text: str, *extra: str) -> subprocess.CompletedProcess:
+def claim_os(facts: Path, os: dict[str, str]) -> None:
+    """Makes this machine's cached facts say it runs another system (os: distribution, os_family,
+    ...): what the checks read of a host that runs it."""
+    for path in facts.iterdir():
+        cached = json.loads(path.read_text())
+        payload = json.loads(cached["__payload__"])
+        payload.update({f"ansible_{name}": value for name, value in os.items()})
+        cached["__payload__"] = json.dumps(payload)
+        path.write_text(json.dumps(cached))
+
+
+def run_playbook(tmp_path: Path, text: str, *extra: str, os: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     playbook = tmp_path / "play.yml"
     playbook.write_text(text)
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(INVENTORY)
     facts = tmp_path / "facts"  # the run's own copy: what the roles publish there stays in this case
     shutil.copytree(gathered_facts(), facts, dirs_exist_ok=True)
+    if os:
+        claim_os(facts, os)
     args = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook)]
     for value in extra:
         args += [value] if value.startswith("--") else ["-e", value]
@@ -188,9 +206,10 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
         ("echo_app", "echo_app_root=/usr/local", ["echo_app_root='/usr/local' is a system directory"]),
         ("echo_app", "echo_app_config_dir=/etc", ["echo_app_config_dir='/etc' is a top-level directory"]),
         ("echo_app", "echo_app_config_dir=/etc/nginx", ["echo_app_config_dir='/etc/nginx' is a system directory"]),
-        ("echo_app", "echo_app_config_dir=/opt/wsfleet-echo/etc", ["echo_app_config_dir (/opt/wsfleet-echo/etc) and echo_app_root (/opt/wsfleet-echo) must not contain each other"]),
+        ("echo_app", f"echo_app_config_dir={SCRATCH['echo_app_root']}/etc",
+         [f"echo_app_config_dir ({SCRATCH['echo_app_root']}/etc) and echo_app_root ({SCRATCH['echo_app_root']}) must not contain each other"]),
         # Accounts: never root, never one the role did not create (the user module would rewrite its shell and home).
-        ("echo_app", "echo_app_user=root", ["echo_app_user=root / echo_app_group=wsfleet: the app never runs as root"]),
+        ("echo_app", "echo_app_user=root", [f"echo_app_user=root / echo_app_group={SCRATCH['echo_app_group']}: the app never runs as root"]),
         ("echo_app", "echo_app_group=root", ["echo_app_group=root: the app never runs as root"]),
         ("echo_app", "echo_app_user=nobody", ["echo_app_user=nobody is an existing account", "echo_app_user_create=false"]),
         ("echo_app", "echo_app_group=daemon", ["echo_app_group=daemon is an existing account or group"]),
@@ -246,11 +265,7 @@ def test_a_platform_without_obtainable_wheels_fails_early(tmp_path: Path) -> Non
     ],
 )
 def test_bad_role_settings_fail_before_any_change(tmp_path: Path, role: str, extra: str, needles: list[str]) -> None:
-    # supervisord's program user must exist (echo_app creates it): name one every machine has, so the
-    # case reaches the check it is about wherever it runs.
-    # A socket directory nothing made (a deployment on this machine owns /run/wsfleet, and not as nobody).
-    args = ["echo_app_close_timeout=10", "supervisord_program_user=nobody", "supervisord_socket_dir=/run/wsfleet-input-test", extra] \
-        if role == "supervisord" else [extra]
+    args = ["echo_app_close_timeout=10", extra] if role == "supervisord" else [extra]
     if role in ("nginx_lb", "haproxy_lb"):
         args.append("supervisord_numprocs=2")
     result = run_role(tmp_path, role, *args)
@@ -313,8 +328,7 @@ def test_a_metrics_port_among_the_processes_ports_is_refused(tmp_path: Path) -> 
     exporter would fail to bind after the app was deployed."""
     result = run_playbook(
         tmp_path, "- ansible.builtin.import_playbook: wsfleet.fleet.preflight\n",
-        "supervisord_listen=tcp", "supervisord_port_base=9400", "supervisord_numprocs=20", "echo_app_metrics_port=9410",
-        "supervisord_program_user=nobody", "--check")
+        "supervisord_listen=tcp", "supervisord_port_base=9400", "supervisord_numprocs=20", "echo_app_metrics_port=9410", "--check")
     assert_stopped_without_change(result, "echo_app_metrics_port 9410 is one of the app's ports, supervisord_port_base 9400 to 9419")
 
 
@@ -328,9 +342,7 @@ def test_a_role_parameter_the_preflight_play_did_not_see_is_checked_by_the_role(
         "- ansible.builtin.import_playbook: wsfleet.fleet.preflight\n"
         "- name: The role with a parameter\n  hosts: lb\n  gather_facts: false\n"
         "  roles:\n    - role: wsfleet.fleet.haproxy_lb\n      haproxy_lb_timeout_tunnel: 30\n",
-        "wsfleet_lb=haproxy", "wsfleet_target_connections=1000", "supervisord_numprocs=2", "supervisord_program_user=nobody",
-        "supervisord_socket_dir=/run/wsfleet-input-test", f"echo_app_root={tmp_path / 'app'}",
-        f"echo_app_config_dir={tmp_path / 'etc'}", "--check",
+        "wsfleet_lb=haproxy", "wsfleet_target_connections=1000", "supervisord_numprocs=2", "--check",
     )
     output = result.stdout + result.stderr
     message = "haproxy_lb_timeout_tunnel (30 s) above the app's ping interval"
@@ -346,8 +358,7 @@ def test_an_existing_directory_the_role_did_not_make_is_refused(tmp_path: Path) 
     theirs.mkdir()
     (theirs / "notes.txt").write_text("mine\n")
     before = theirs.stat()
-    result = run_role(tmp_path, "supervisord", "echo_app_close_timeout=10", "supervisord_program_user=nobody",
-                      f"supervisord_socket_dir={theirs}")
+    result = run_role(tmp_path, "supervisord", "echo_app_close_timeout=10", f"supervisord_socket_dir={theirs}")
     assert_stopped_without_change(result, f"supervisord_socket_dir={theirs} already exists", "owned by root:root")
     result = run_role(tmp_path, "echo_app", f"echo_app_root={theirs}")
     assert_stopped_without_change(result, f"echo_app_root={theirs} already holds notes.txt")
@@ -361,8 +372,7 @@ def test_an_existing_directory_the_role_did_not_make_is_refused(tmp_path: Path) 
 def test_a_typo_warns_naming_the_closest_variable(tmp_path: Path) -> None:
     """Without wsfleet_strict_variables the run goes on (here it stops at a real error just after),
     and the typo is a warning that names the variable meant."""
-    result = run_role(tmp_path, "supervisord", "echo_app_close_timeout=10", "supervisord_program_user=nobody",
-                      "supervisord_numproc=3", "supervisord_numprocs=0")
+    result = run_role(tmp_path, "supervisord", "echo_app_close_timeout=10", "supervisord_numproc=3", "supervisord_numprocs=0")
     assert_stopped_without_change(result, "supervisord_numprocs 1..100")
     output = " ".join((result.stdout + result.stderr).split())
     assert "[WARNING]: supervisord_numproc is not a variable of this role (did you mean supervisord_numprocs?), so it changes nothing." in output, output[-3000:]
@@ -406,6 +416,11 @@ def test_a_key_of_another_certificate_or_with_a_passphrase_is_refused_before_any
     assert "BEGIN ENCRYPTED PRIVATE KEY" not in result.stdout + result.stderr  # the key is never shown
 
 
+# With these (and the scratch names of the inventory) the preflight passes on this machine: sized below its
+# cap of 20000 open files per process.
+PASSES_HERE = ("echo_app_close_timeout=10", "wsfleet_target_connections=4000")
+
+
 def test_no_typo_is_reported_when_there_is_none(tmp_path: Path) -> None:
     """Every role's typo check reads its own options: the fleet role's check, run again after the other
     roles' checks (site.yml runs it in each play), finds none of the fleet's variables unknown."""
@@ -413,12 +428,52 @@ def test_no_typo_is_reported_when_there_is_none(tmp_path: Path) -> None:
         tmp_path,
         f"- ansible.builtin.import_playbook: {ROOT}/playbooks/preflight.yml\n"
         "- hosts: all\n  connection: local\n  gather_facts: false\n  roles:\n    - role: wsfleet.fleet.wsfleet\n",
-        # sized below this machine's cap of 20000 open files per process
-        "echo_app_close_timeout=10", "supervisord_program_user=nobody", "wsfleet_lb_port=18080", "wsfleet_target_connections=4000",
+        *PASSES_HERE,
     )
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 0 and "PLAY RECAP" in output, output[-3000:]
     last_play = output[output.rindex("PLAY ["):]
     assert "wsfleet.fleet.wsfleet : Report variables this role does not know" in last_play, last_play[-3000:]
     assert "is not a variable of this role" not in output, output[-3000:]
+    assert result.changed_paths == [], result.changed_paths
+
+
+UBUNTU = {"os_family": "Debian", "distribution": "Ubuntu", "distribution_version": "24.04", "distribution_major_version": "24"}
+ROCKY = {"os_family": "RedHat", "distribution": "Rocky", "distribution_version": "9.4", "distribution_major_version": "9"}
+PREFLIGHT = "- ansible.builtin.import_playbook: wsfleet.fleet.preflight\n"
+
+
+def debian(version: str) -> dict[str, str]:
+    return {"os_family": "Debian", "distribution": "Debian", "distribution_version": f"{version}.1", "distribution_major_version": version}
+
+
+@pytest.mark.parametrize("entry", ["preflight", "supervisord", "nginx_lb"])
+def test_an_operating_system_the_roles_are_not_tested_on_is_refused(tmp_path: Path, entry: str) -> None:
+    """A Debian derivative the roles were never run on (its facts say Ubuntu 24.04): refused before any
+    change, through site.yml's first play and through a role used alone, naming the host, what it
+    runs, what the roles are tested on and the opt-in. Before, the run went on into apt."""
+    result = (run_playbook(tmp_path, PREFLIGHT, *PASSES_HERE, os=UBUNTU) if entry == "preflight"
+              else run_role(tmp_path, entry, *PASSES_HERE, os=UBUNTU))
+    assert_stopped_without_change(result, "localhost runs Ubuntu 24.04 (os_family Debian): the wsfleet roles are tested on Debian 12 and 13 only",
+                                  "Set wsfleet_allow_untested_os: true to run them on this Debian-family system anyway (with a warning).")
+
+
+def test_another_family_is_refused_even_with_the_opt_in(tmp_path: Path) -> None:
+    result = run_playbook(tmp_path, PREFLIGHT, *PASSES_HERE, "wsfleet_allow_untested_os=true", os=ROCKY)
+    assert_stopped_without_change(result, "localhost runs Rocky 9.4 (os_family RedHat): the wsfleet roles are tested on Debian 12 and 13 only",
+                                  "wsfleet_allow_untested_os cannot let it through: the roles install and look up packages with apt and dpkg")
+
+
+@pytest.mark.parametrize(("os", "opt_in", "warned"), [(UBUNTU, True, True), (debian("12"), False, False), (debian("13"), False, False)],
+                         ids=["ubuntu-opted-in", "debian12", "debian13"])
+def test_a_tested_system_or_an_opted_in_derivative_passes_the_preflight(tmp_path: Path, os: dict[str, str], opt_in: bool, warned: bool) -> None:
+    """The whole preflight passes (changing nothing); an opted-in derivative with a warning that says
+    what it runs and why the run goes on, a tested Debian without one."""
+    result = run_playbook(tmp_path, PREFLIGHT, *PASSES_HERE, *(["wsfleet_allow_untested_os=true"] if opt_in else []), os=os)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 0 and "PLAY RECAP" in output, output[-3000:]
+    warning = ("[WARNING]: localhost runs Ubuntu 24.04 (os_family Debian), not Debian 12 and 13, which the wsfleet roles are tested on: "
+               "going on because wsfleet_allow_untested_os is true.")
+    assert (warning in output) is warned, output[-3000:]
+    assert "which the wsfleet roles are tested on" not in output or warned, output[-3000:]
     assert result.changed_paths == [], result.changed_paths

@@ -430,12 +430,17 @@ def test_zz_program_and_socket_dir_set_as_play_vars_reach_the_load_balancer(host
 
 
 @pytest.mark.once("lb_switch")
-def test_zz_switching_the_load_balancer_kind_retires_the_other_and_back(host, probe, lb, lb_url, numprocs, tls):
+def test_zz_switching_the_load_balancer_kind_retires_the_other_and_back(host, probe, lb, lb_url, numprocs, tls, variables):
     """wsfleet_lb changed on a host. Before: nginx -> HAProxy failed with HAProxy's raw "cannot bind
     socket" after 3 changes, HAProxy -> nginx with "Starting nginx: nginx failed!", and both stayed
     enabled at boot. Now the other wsfleet load balancer is stopped and disabled (its config left
-    for a switch back) just before the new one starts; both directions."""
+    for a switch back) just before the new one starts; both directions. nginx's exporter (the
+    scenario turns it on) went on reporting nginx_up 0 from HAProxy's host, active and enabled: now
+    it is retired with nginx, and serves again after the switch back."""
     other = "haproxy" if lb == "nginx" else "nginx"
+    exporter = host.service("prometheus-nginx-exporter") if lb == "nginx" and variables.get("nginx_lb_exporter") else None
+    if exporter:
+        assert exporter.is_running and exporter.is_enabled, "the scenario must run nginx's exporter"
     try:
         switched = converge_again(host, SITE, json.dumps({"wsfleet_lb": other, f"{other}_lb_tls": False}))
         assert switched.returncode == 0, switched.stdout[-4000:] + switched.stderr[-2000:]
@@ -443,12 +448,21 @@ def test_zz_switching_the_load_balancer_kind_retires_the_other_and_back(host, pr
         assert not host.service(lb).is_running and not host.service(lb).is_enabled
         assert host.file(config_path(lb)).exists  # left in place
         assert probe("echo", "127.0.0.1:8080", "through the other")["replies"][0] == "through the other"
+        if exporter:
+            assert not exporter.is_running and not exporter.is_enabled, host.run("journalctl -u prometheus-nginx-exporter -n 15 --no-pager").stdout
+            assert not host.socket("tcp://127.0.0.1:9113").is_listening
     finally:
         back = converge_again(host, SITE)
         assert back.returncode == 0, back.stdout[-4000:] + back.stderr[-2000:]
     assert host.service(lb).is_running and host.service(lb).is_enabled
     assert not host.service(other).is_running and not host.service(other).is_enabled
     wait_all_backends_up(host, probe, numprocs, lb_url)
+    if exporter:
+        assert exporter.is_running and exporter.is_enabled, host.run("journalctl -u prometheus-nginx-exporter -n 15 --no-pager").stdout
+        deadline = time.monotonic() + 20
+        while (scraped := host.run("curl -s http://127.0.0.1:9113/metrics")).stdout.count("nginx_up 1") == 0:
+            assert time.monotonic() < deadline, scraped.stdout[-2000:] + scraped.stderr
+            time.sleep(0.5)
 
 
 def test_zz_a_port_held_by_another_program_is_refused_before_any_change(host, lb):
